@@ -1,0 +1,313 @@
+"""The ``echo`` backend: a deterministic runtime for all three model types.
+
+It goes through exactly the hooks a real runtime uses, so tests, the demo configuration and
+the gateway benchmark exercise the real core. Its options (models.yaml ``options``):
+
+- ``load_seconds`` / ``unload_seconds``: how long load and unload block (default 0);
+- ``fail_load``: every load raises (to test failure handling);
+- ``reply``: the chat answer (default: echoes the last user message);
+- ``repeat``: how many times the reply is streamed (default 1; a long stream for tests);
+- ``token_delay``: seconds between tokens (default 0);
+- ``reasoning``: emit reasoning before the answer when the behaviour thinks (default true);
+- ``transcript``: the ASR text (default: describes the audio received);
+- ``seconds_per_char``: TTS audio length per input character (default 0.06).
+
+Every load, unload, request and cancellation is counted in :data:`RECORDS`, so tests can
+assert what happened inside the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from .. import hookimpl
+from ..errors import InvalidRequest, ModelLoadError
+from ..types import (
+    BackendInfo,
+    Cancellation,
+    ChatRequest,
+    ContentDelta,
+    Finish,
+    PhysicalModel,
+    ReasoningDelta,
+    Segment,
+    Speech,
+    SpeechRequest,
+    ToolCallDelta,
+    Transcription,
+    TranscriptionRequest,
+    Usage,
+)
+SAMPLE_RATE = 24000
+OPTIONS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "load_seconds": {"type": "number", "minimum": 0},
+        "unload_seconds": {"type": "number", "minimum": 0},
+        "fail_load": {"type": "boolean"},
+        "reply": {"type": "string"},
+        "repeat": {"type": "integer", "minimum": 1},
+        "token_delay": {"type": "number", "minimum": 0},
+        "reasoning": {"type": "boolean"},
+        "transcript": {"type": "string"},
+        "seconds_per_char": {"type": "number", "exclusiveMinimum": 0},
+        "languages": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+@dataclass
+class EchoRecord:
+    """What happened to one physical model in this process."""
+
+    loads: int = 0
+    unloads: int = 0
+    requests: int = 0
+    cancelled: int = 0
+    tokens: int = 0
+    active: int = 0
+    max_active: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def enter(self) -> None:
+        with self.lock:
+            self.requests += 1
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+
+    def leave(self, cancelled: bool, tokens: int) -> None:
+        with self.lock:
+            self.active -= 1
+            self.tokens += tokens
+            self.cancelled += cancelled
+
+
+RECORDS: dict[str, EchoRecord] = {}
+
+
+def record(name: str) -> EchoRecord:
+    return RECORDS.setdefault(name, EchoRecord())
+
+
+@dataclass
+class EchoHandle:
+    model: PhysicalModel
+    loaded_at: float
+
+
+@hookimpl
+def backends() -> list[BackendInfo]:
+    return [
+        BackendInfo(
+            name="echo",
+            types=frozenset({"llm", "asr", "tts"}),
+            options_schema=OPTIONS_SCHEMA,
+            description="deterministic built-in runtime for tests and the demo",
+        )
+    ]
+
+
+@hookimpl
+def estimate_vram(model: PhysicalModel) -> float | None:
+    return model.vram_gb
+
+
+@hookimpl
+def load(model: PhysicalModel, device: str | None) -> EchoHandle:
+    time.sleep(model.options.get("load_seconds", 0))
+    if model.options.get("fail_load"):
+        raise ModelLoadError(f"echo model {model.name!r} is configured to fail its load")
+    record(model.name).loads += 1
+    return EchoHandle(model, time.time())
+
+
+@hookimpl
+def unload(model: PhysicalModel, handle: EchoHandle) -> None:
+    time.sleep(model.options.get("unload_seconds", 0))
+    record(model.name).unloads += 1
+
+
+@hookimpl
+def infer(model: PhysicalModel, handle: EchoHandle, request: Any, cancel: Cancellation):
+    if isinstance(request, ChatRequest):
+        return _chat(model, request, cancel)
+    if isinstance(request, TranscriptionRequest):
+        return _transcribe(model, request)
+    if isinstance(request, SpeechRequest):
+        return _speak(model, request)
+    raise InvalidRequest(f"echo cannot serve {type(request).__name__}")
+
+
+# --------------------------------------------------------------------------- chat
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    parts = content or []
+    return " ".join(p.get("text", "") for p in parts if p.get("type") == "text")
+
+
+def _count_images(messages) -> int:
+    return sum(
+        1
+        for m in messages
+        if isinstance(m.get("content"), list)
+        for p in m["content"]
+        if p.get("type") == "image_url"
+    )
+
+
+def _words(text: str) -> list[str]:
+    words = text.split(" ")
+    return [w + " " for w in words[:-1]] + [words[-1]] if text else []
+
+
+def _chat(model: PhysicalModel, request: ChatRequest, cancel: Cancellation) -> Iterator:
+    images = _count_images(request.messages)
+    if images and not model.vision:
+        raise InvalidRequest(
+            f"model {request.model!r} does not accept images", param="messages"
+        )
+    return _generate(model, request, cancel, images)
+
+
+def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) -> Iterator:
+    rec = record(model.name)
+    rec.enter()
+    opts = model.options
+    delay = opts.get("token_delay", 0)
+    prompt_tokens = sum(len(_text_of(m.get("content")).split()) + 4 for m in request.messages)
+    prompt_tokens += 16 * images
+    limit = request.sampling.max_tokens
+    produced = 0
+    cancelled = False
+    finish = "stop"
+    try:
+        for event in _script(model, request):
+            if cancel.cancelled:
+                cancelled, finish = True, "cancelled"
+                break
+            if limit is not None and produced >= limit:
+                finish = "length"
+                break
+            if delay:
+                cancel.wait(delay)
+            produced += 1
+            yield event
+        else:
+            if _calls_tool(model, request):
+                finish = "tool_calls"
+        yield Finish(finish)
+        yield Usage(prompt_tokens, produced)
+    finally:
+        rec.leave(cancelled or cancel.cancelled, produced)
+
+
+def _calls_tool(model: PhysicalModel, request: ChatRequest) -> bool:
+    last = request.messages[-1] if request.messages else {}
+    return bool(
+        request.tools and model.tools and request.tool_choice != "none"
+        and last.get("role") == "user"
+    )
+
+
+def _script(model: PhysicalModel, request: ChatRequest) -> Iterator:
+    """The deterministic events of one answer, one per token."""
+    behaviour = request.behaviour
+    last = request.messages[-1] if request.messages else {}
+    if model.options.get("reasoning", True) and (
+        behaviour.thinking or behaviour.reasoning_effort
+    ):
+        effort = f" at {behaviour.reasoning_effort} effort" if behaviour.reasoning_effort else ""
+        for word in _words(f"Reasoning{effort} about the request."):
+            yield ReasoningDelta(word)
+    if _calls_tool(model, request):
+        tool = _chosen_tool(request)
+        fn = tool["function"]
+        yield ToolCallDelta(0, id="call_echo0", name=fn["name"])
+        args = json.dumps(_example_arguments(fn.get("parameters") or {}))
+        for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+            yield ToolCallDelta(0, arguments=piece)
+        return
+    if last.get("role") == "tool":
+        reply = f"The tool returned: {_text_of(last.get('content'))}"
+    else:
+        reply = model.options.get("reply") or _text_of(last.get("content")) or "(empty)"
+    for _ in range(model.options.get("repeat", 1)):
+        for word in _words(reply):
+            yield ContentDelta(word)
+
+
+def _chosen_tool(request: ChatRequest) -> dict:
+    choice = request.tool_choice
+    if isinstance(choice, dict):
+        wanted = choice.get("function", {}).get("name")
+        for tool in request.tools or ():
+            if tool.get("function", {}).get("name") == wanted:
+                return tool
+    return request.tools[0]
+
+
+_EXAMPLES = {"string": "echo", "integer": 1, "number": 1.5, "boolean": True,
+             "array": [], "object": {}, "null": None}
+
+
+def _example_arguments(schema: dict) -> dict:
+    props = schema.get("properties", {})
+    return {
+        name: _EXAMPLES.get(props.get(name, {}).get("type", "string"), "echo")
+        for name in schema.get("required", list(props))
+    }
+
+
+# --------------------------------------------------------------------------- audio
+
+
+def _transcribe(model: PhysicalModel, request: TranscriptionRequest) -> Transcription:
+    rec = record(model.name)
+    rec.enter()
+    try:
+        languages = model.options.get("languages")
+        language = request.language or request.behaviour.language or "en"
+        if languages and language not in languages:
+            raise InvalidRequest(
+                f"language {language!r} is not supported by {model.name!r} "
+                f"(supported: {', '.join(languages)})",
+                param="language",
+            )
+        duration = len(request.samples) / request.sample_rate
+        text = model.options.get("transcript") or (
+            f"{duration:.2f} seconds of audio in {language}"
+        )
+        chunk = 30.0
+        segments, start = [], 0.0
+        while start < duration or not segments:
+            end = min(duration, start + chunk)
+            segments.append(Segment(start, end, text if not segments else ""))
+            start = end
+            if end >= duration:
+                break
+        return Transcription(text=text, language=language, segments=tuple(segments))
+    finally:
+        rec.leave(False, 0)
+
+
+def _speak(model: PhysicalModel, request: SpeechRequest) -> Speech:
+    import numpy as np
+
+    rec = record(model.name)
+    rec.enter()
+    try:
+        seconds = max(0.2, len(request.text) * model.options.get("seconds_per_char", 0.06))
+        t = np.arange(int(seconds * SAMPLE_RATE), dtype=np.float32) / SAMPLE_RATE
+        pitch = 220.0 + 20.0 * (sum(map(ord, request.voice or "")) % 10)
+        samples = (0.3 * np.sin(2 * np.pi * pitch * t)).astype(np.float32)
+        return Speech(samples=samples, sample_rate=SAMPLE_RATE, speech_tokens=len(request.text))
+    finally:
+        rec.leave(False, 0)

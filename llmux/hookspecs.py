@@ -1,0 +1,102 @@
+"""The contract between the llmux core and its runtime plugins.
+
+A runtime plugin is a module (or object) found through the ``llmux`` entry-point group.
+It implements :func:`backends` to say which backend names it owns, and the four model hooks
+below. The core routes each model hook call to the one plugin that owns the model's
+``backend`` (see :mod:`llmux.runtime`): a plugin never has to ask "is this model mine?".
+
+All hooks are synchronous and may block: the core always calls them in a worker thread,
+never on the event loop. Heavy imports (torch, transformers, llama_cpp, ...) belong inside
+the hook bodies so that discovering a plugin costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+import pluggy
+
+from .types import (
+    BackendInfo,
+    Cancellation,
+    ChatEvent,
+    InferRequest,
+    PhysicalModel,
+    Speech,
+    Transcription,
+)
+
+PROJECT = "llmux"
+hookspec = pluggy.HookspecMarker(PROJECT)
+
+
+@hookspec
+def backends() -> list[BackendInfo]:
+    """Declare the backends this plugin provides.
+
+    Called once, at plugin discovery. Return a list of :class:`llmux.BackendInfo` (name,
+    the model types served, a JSON Schema for the physical model's ``options``). A backend
+    name may be owned by only one plugin.
+    """
+
+
+@hookspec
+def chat_formats(register: Callable[[str, Any], None]) -> None:
+    """Register chat formats (output parsers and history renderers) by name.
+
+    Call ``register(name, format)`` with a :class:`llmux.chatformats.ChatFormat`. A physical
+    model selects one with ``chat_format`` in models.yaml. Called for every plugin.
+    """
+
+
+@hookspec(firstresult=True)
+def estimate_vram(model: PhysicalModel) -> float | None:
+    """Return the VRAM in GB that ``model`` will need once loaded, or ``None`` if unknown.
+
+    Read the real files (weight sizes, quantisation) and add what the configured context
+    costs (KV cache, activations). Must not load weights or touch a GPU. May raise
+    :class:`llmux.errors.ModelLoadError` if the files are missing or unreadable.
+    """
+
+
+@hookspec(firstresult=True)
+def load(model: PhysicalModel, device: str | None) -> Any:
+    """Load ``model`` and return a handle the plugin will receive back in ``infer``/``unload``.
+
+    ``device`` is ``None`` (the plugin chooses: the GPU when present) or a forced device
+    (``"cpu"``/``"cuda"``) for the GPU-versus-CPU benchmark. On failure, raise; the plugin
+    must free whatever it allocated before raising, because the core will not call
+    ``unload`` for a load that failed. Raise :class:`llmux.errors.InsufficientVram` before
+    allocating if the model cannot fit.
+    """
+
+
+@hookspec(firstresult=True)
+def unload(model: PhysicalModel, handle: Any) -> bool | None:
+    """Free everything ``load`` allocated for ``handle``.
+
+    Drop every reference, collect garbage and release cached device memory. The core drops
+    its own reference to ``handle`` right after this returns. Return value is ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def infer(
+    model: PhysicalModel, handle: Any, request: InferRequest, cancel: Cancellation
+) -> Iterator[ChatEvent] | Transcription | Speech | None:
+    """Run ``request`` on the loaded model.
+
+    - :class:`llmux.ChatRequest` -> an iterator of chat events: ``ReasoningDelta``,
+      ``ContentDelta``, ``ToolCallDelta`` in generation order, then one ``Finish`` and one
+      ``Usage``. The core pulls it from a worker thread; yield as tokens arrive.
+    - :class:`llmux.TranscriptionRequest` -> a :class:`llmux.Transcription`.
+    - :class:`llmux.SpeechRequest` -> a :class:`llmux.Speech`.
+
+    ``cancel`` is set when the client disconnects: check it between tokens (or steps) and
+    stop, returning or yielding ``Finish("cancelled")``. Raise
+    :class:`llmux.errors.InvalidRequest` for input the model cannot take (an image to a
+    text-only model, an unsupported language): the client gets a 400.
+    """
+
+
+HOOK_NAMES = ("backends", "chat_formats", "estimate_vram", "load", "unload", "infer")

@@ -1,0 +1,192 @@
+"""Validate an OpenAI chat-completions body into a :class:`llmux.types.ChatRequest`.
+
+Every rejection is an :class:`InvalidRequest` naming the offending ``param``, so the client
+sees OpenAI's 400 error shape and knows which field to fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..errors import InvalidRequest
+from ..types import ChatRequest, SamplingParams, VirtualModel
+
+ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+PART_TYPES = {"text", "image_url", "input_audio", "refusal"}
+
+
+def _number(body: Mapping, name: str, lo: float, hi: float) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"'{name}' must be a number", param=name)
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"'{name}' must be between {lo:g} and {hi:g}, got {value}", param=name)
+    return float(value)
+
+
+def _integer(body: Mapping, name: str, lo: int) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"'{name}' must be an integer", param=name)
+    if value < lo:
+        raise InvalidRequest(f"'{name}' must be at least {lo}, got {value}", param=name)
+    return value
+
+
+def _stop(body: Mapping) -> tuple[str, ...]:
+    stop = body.get("stop")
+    if stop is None:
+        return ()
+    if isinstance(stop, str):
+        return (stop,)
+    if isinstance(stop, list) and all(isinstance(s, str) for s in stop) and len(stop) <= 4:
+        return tuple(s for s in stop if s)
+    raise InvalidRequest("'stop' must be a string or a list of at most 4 strings", param="stop")
+
+
+def has_images(messages) -> bool:
+    return any(
+        isinstance(m.get("content"), list)
+        and any(isinstance(p, dict) and p.get("type") == "image_url" for p in m["content"])
+        for m in messages
+    )
+
+
+def _check_messages(messages: Any) -> list[dict]:
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty list", param="messages")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"{where} must be an object", param=where)
+        role = message.get("role")
+        if role not in ROLES:
+            raise InvalidRequest(
+                f"{where}.role must be one of {', '.join(sorted(ROLES))}, got {role!r}",
+                param=f"{where}.role",
+            )
+        content = message.get("content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
+                    raise InvalidRequest(
+                        f"{where}.content[{j}] must be a content part with a type of "
+                        f"{', '.join(sorted(PART_TYPES))}",
+                        param=f"{where}.content[{j}]",
+                    )
+                if part["type"] == "image_url":
+                    url = part.get("image_url")
+                    url = url.get("url") if isinstance(url, dict) else url
+                    if not isinstance(url, str) or not url:
+                        raise InvalidRequest(
+                            f"{where}.content[{j}].image_url.url must be a string",
+                            param=f"{where}.content[{j}].image_url",
+                        )
+        elif content is not None and not isinstance(content, str):
+            raise InvalidRequest(f"{where}.content must be a string or a list of parts",
+                                 param=f"{where}.content")
+        elif content is None and role in ("user", "system", "developer"):
+            raise InvalidRequest(f"{where}.content is required for role {role!r}",
+                                 param=f"{where}.content")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise InvalidRequest(f"{where}.tool_call_id is required for role 'tool'",
+                                 param=f"{where}.tool_call_id")
+    return messages
+
+
+def _check_tools(tools: Any) -> list[dict] | None:
+    if tools is None:
+        return None
+    if not isinstance(tools, list):
+        raise InvalidRequest("'tools' must be a list", param="tools")
+    for i, tool in enumerate(tools):
+        fn = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
+            raise InvalidRequest(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}",
+                                 param=f"tools[{i}]")
+        if not isinstance(fn.get("name"), str) or not fn["name"]:
+            raise InvalidRequest(f"tools[{i}].function.name is required",
+                                 param=f"tools[{i}].function.name")
+        params = fn.get("parameters")
+        if params is not None and not isinstance(params, dict):
+            raise InvalidRequest(f"tools[{i}].function.parameters must be a JSON Schema object",
+                                 param=f"tools[{i}].function.parameters")
+    return tools or None
+
+
+def _check_tool_choice(choice: Any, tools: list | None) -> Any:
+    if choice is None or choice in ("auto", "none", "required"):
+        if choice == "required" and not tools:
+            raise InvalidRequest("tool_choice 'required' needs 'tools'", param="tool_choice")
+        return choice
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        if not any(t["function"]["name"] == name for t in tools or ()):
+            raise InvalidRequest(f"tool_choice names {name!r}, which is not in 'tools'",
+                                 param="tool_choice")
+        return choice
+    raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or a function choice",
+                         param="tool_choice")
+
+
+def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
+    """Validate ``body`` for ``virtual``; capability errors are caught before any load."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    messages = _check_messages(body.get("messages"))
+    tools = _check_tools(body.get("tools"))
+    tool_choice = _check_tool_choice(body.get("tool_choice"), tools)
+    physical = virtual.physical
+    if has_images(messages) and not physical.vision:
+        raise InvalidRequest(
+            f"model {virtual.name!r} does not accept images; use a vision model "
+            "such as a qwen3.5 variant", param="messages",
+        )
+    if tools and not physical.tools:
+        raise InvalidRequest(f"model {virtual.name!r} does not support tools", param="tools")
+    n = _integer(body, "n", 1)
+    if n not in (None, 1):
+        raise InvalidRequest("only n=1 is supported", param="n")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+
+    defaults = virtual.behaviour.sampling
+    max_tokens = _integer(body, "max_completion_tokens", 1)
+    if max_tokens is None:
+        max_tokens = _integer(body, "max_tokens", 1)
+
+    def pick(value, name):
+        return value if value is not None else defaults.get(name)
+
+    sampling = SamplingParams(
+        temperature=pick(_number(body, "temperature", 0, 2), "temperature"),
+        top_p=pick(_number(body, "top_p", 0, 1), "top_p"),
+        max_tokens=pick(max_tokens, "max_tokens"),
+        stop=_stop(body),
+        seed=_integer(body, "seed", -(2**63)),
+        presence_penalty=pick(_number(body, "presence_penalty", -2, 2), "presence_penalty"),
+        frequency_penalty=pick(_number(body, "frequency_penalty", -2, 2), "frequency_penalty"),
+    )
+    return ChatRequest(
+        model=virtual.name,
+        messages=messages,
+        behaviour=virtual.behaviour,
+        sampling=sampling,
+        tools=tools,
+        tool_choice=tool_choice,
+        stream=stream,
+    )
+
+
+def include_usage(body: Mapping) -> bool:
+    options = body.get("stream_options")
+    if options is None:
+        return False
+    if not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    return bool(options.get("include_usage"))
