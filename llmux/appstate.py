@@ -18,7 +18,7 @@ METRICS: web.AppKey[Any] = web.AppKey("metrics")  # llmux.metrics.Metrics
 EXECUTOR: web.AppKey[Any] = web.AppKey("executor")  # threads that run model work
 
 # Per-request: the authenticated key (set by the auth middleware).
-API_KEY = "llmux.api_key"
+API_KEY: Any = web.RequestKey("api_key", object) if hasattr(web, "RequestKey") else "llmux.api_key"
 
 
 def api_key_of(request: web.Request) -> "ApiKey | None":

@@ -69,6 +69,10 @@ class EventBridge:
     async def __anext__(self) -> list[Any]:
         while True:
             if self._finished:
+                # Events that came before a runtime error are delivered first, then the error.
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error
                 raise StopAsyncIteration
             with self._lock:
                 items, self._items = self._items, []
@@ -78,10 +82,8 @@ class EventBridge:
                 if items[-1] is _SENTINEL:
                     self._finished = True
                     items.pop()
-                    if self._error is not None:
-                        raise self._error
                     if not items:
-                        raise StopAsyncIteration
+                        continue
                 return items
             await waiter
 
