@@ -257,9 +257,17 @@ def _check_keys(keys: dict) -> list[str]:
 
 
 def _check_backends(models: dict, runtimes: Runtimes) -> list[str]:
+    from .chatformats import ChatFormats
+
+    formats = ChatFormats.from_plugin_manager(runtimes.pm)
     errors = []
     for name, entry in models["physical"].items():
         where = f"{MODELS_FILE}::{json_path(['physical', name])}"
+        if "chat_format" in entry and entry["chat_format"] not in formats:
+            errors.append(
+                f"{where}.chat_format: unknown chat format {entry['chat_format']!r} "
+                f"(known: {', '.join(formats.names)})"
+            )
         if not runtimes.has(entry["backend"]):
             errors.append(f"{where}.backend: {install_hint(entry['backend'], runtimes.names)}")
             continue

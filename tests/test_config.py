@@ -179,3 +179,15 @@ def test_yaml_syntax_and_missing_files(tmp_path):
     assert result.returncode == 1
     assert "models.yaml: line 2, column 1: invalid YAML" in result.stderr
     assert f"api_keys.yaml: file not found in {tmp_path}" in result.stderr
+
+
+def test_unknown_chat_format_names_the_known_ones(tmp_path, builtin_pm):
+    models = demo_models()
+    models["physical"]["gpt-oss-20b"]["chat_format"] = "harmony"
+    directory = write_config(tmp_path, models)
+    with pytest.raises(ConfigError) as info:
+        load_config(directory, Runtimes(builtin_pm))
+    assert info.value.errors == [
+        "models.yaml::$.physical.gpt-oss-20b.chat_format: unknown chat format 'harmony' "
+        "(known: gpt_oss, plain, qwen3_5)"
+    ]
