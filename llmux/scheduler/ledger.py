@@ -1,0 +1,202 @@
+"""The VRAM ledger: what is loaded, what each model costs, and the loads and unloads themselves.
+
+Only the manager's admitter calls :meth:`Ledger.load` and :meth:`Ledger.unload`, one at a
+time; model work runs in a one-thread executor, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from typing import Mapping
+
+from ..errors import LlmuxError, ModelLoadError
+from ..types import PhysicalModel
+from .gpu import Gpu
+from .lease import Slot, is_oom
+from .policy import PRIORITY, LoadedModel, evictable_after_oom
+
+log = logging.getLogger("llmux.scheduler")
+
+
+class Ledger:
+    def __init__(self, runtimes, physical: Mapping[str, PhysicalModel], gpu: Gpu, *,
+                 budget_gb: float | None, reserve_gb: float, metrics=None,
+                 release_timeout_s: float = 10.0) -> None:
+        self.runtimes = runtimes
+        self.physical = physical
+        self.gpu = gpu
+        self.reserve_gb = reserve_gb
+        self.budget_gb, self.source = self._resolve_budget(budget_gb)
+        self.metrics = metrics
+        self.release_timeout_s = release_timeout_s
+        self.loaded: dict[str, Slot] = {}
+        self.estimates: dict[str, float | None] = {}
+        self.measured: dict[str, float] = {}  # kept after an unload, for later decisions
+        self.events: deque[dict] = deque(maxlen=100_000)  # what happened, for tests
+        self.last_load_seconds = 1.0
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="llmux-model")
+
+    @property
+    def usable_gb(self) -> float:
+        return self.budget_gb - self.reserve_gb
+
+    @property
+    def used_gb(self) -> float:
+        return sum(s.vram_gb for s in self.loaded.values())
+
+    def vram_of(self, name: str) -> float:
+        """The largest of configured, estimated and measured VRAM."""
+        model = self.physical[name]
+        return max(model.vram_gb, self.estimates.get(name) or 0.0, self.measured.get(name, 0.0))
+
+    def view(self) -> list[LoadedModel]:
+        return [LoadedModel(n, s.model.type, s.vram_gb, s.in_flight)
+                for n, s in self.loaded.items()]
+
+    def in_priority_order(self) -> list[str]:
+        return sorted(self.loaded, key=lambda n: PRIORITY[self.loaded[n].model.type])
+
+    def snapshot(self) -> dict:
+        loaded = [{
+            "model": s.model.name, "type": s.model.type, "backend": s.model.backend,
+            "vram_gb": s.vram_gb, "vram_estimated_gb": s.estimated_gb,
+            "vram_measured_gb": s.measured_gb, "in_flight": s.in_flight,
+            "loaded_since": datetime.fromtimestamp(s.loaded_since, timezone.utc).isoformat(),
+        } for s in self.loaded.values()]
+        budget = None if math.isinf(self.budget_gb) else self.budget_gb
+        vram = {"budget_gb": budget, "reserve_gb": self.reserve_gb, "used_gb": self.used_gb,
+                "source": self.source}
+        return {"loaded": loaded, "vram": vram}
+
+    async def in_thread(self, fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def estimate(self, name: str) -> None:
+        """Ask the plugin once per model (cached); raises the load error it gives."""
+        model = self.physical[name]
+        try:
+            value = await self.in_thread(self.runtimes.get(model.backend).estimate_vram, model)
+        except Exception as exc:
+            raise load_error(model, exc, "estimating its VRAM") from exc
+        self.estimates[name] = float(value) if value is not None else None
+
+    def free_gb(self) -> float | None:
+        mem = self.gpu.memory() if self.gpu.available else None
+        return None if mem is None else mem.free_gb
+
+    # ------------------------------------------------------------------ model work
+
+    async def evict(self, victim: str, reason: str, model: PhysicalModel) -> float:
+        slot = self.loaded[victim]
+        log.info("evicting %s (%s, %.1f GB) to load %s (%s, %.1f GB): %s", victim, slot.model.type,
+                 slot.vram_gb, model.name, model.type, self.vram_of(model.name),
+                 {"replace": "one model of this type at a time", "room": "not enough VRAM",
+                  "oom": "out of memory during the load"}.get(reason, reason))
+        self.events.append({"event": "evict", "model": victim, "reason": reason, "for": model.name,
+                            "in_flight": slot.in_flight, "loaded": self.view()})
+        if self.metrics:
+            self.metrics.model_evicted(victim, reason)
+        return await self.unload(victim, "evict")
+
+    async def unload(self, name: str, reason: str) -> float:
+        """Unload ``name`` (never while leased); return the measured GB it should free."""
+        slot = self.loaded[name]
+        if slot.in_flight:
+            raise RuntimeError(f"scheduler bug: unloading {name} with {slot.in_flight} leases")
+        slot.unloading = True
+        started = time.monotonic()
+        try:
+            await self.in_thread(slot.backend.unload, slot.model, slot.handle)
+        except Exception:
+            log.exception("unloading %s raised; dropping it anyway", name)
+        del self.loaded[name]
+        slot.handle = None
+        seconds = time.monotonic() - started
+        log.info("unloaded %s (%s) in %.2f s", name, reason, seconds)
+        self.events.append({"event": "unload", "model": name, "reason": reason})
+        if self.metrics:
+            self.metrics.model_unloaded(name, seconds, reason)
+            self.metrics.set_vram_used(self.used_gb)
+        return slot.measured_gb or 0.0
+
+    async def await_release(self, before: float | None, released: float) -> None:
+        """On CUDA, wait until the unloads' memory is free again before the next load."""
+        if before is None or released <= 0:
+            return
+        want = before + released - 0.25
+        started = time.monotonic()
+        while (free := self.free_gb()) is not None and free < want:
+            if time.monotonic() - started > self.release_timeout_s:
+                log.warning("GPU memory not released after %.1f s: %.2f GB free, expected %.2f GB;"
+                            " loading anyway", self.release_timeout_s, free, want)
+                return
+            await asyncio.sleep(0.05)
+        log.info("GPU memory released in %.2f s", time.monotonic() - started)
+
+    async def load(self, model: PhysicalModel, reason: str) -> Slot:
+        """Load ``model``; an out-of-memory evicts what the priority rule allows, then retries
+        once. A failure leaves the ledger as it was (but for the OOM evictions)."""
+        backend = self.runtimes.get(model.backend)
+        for attempt in (1, 2):
+            before = self.free_gb()
+            started = time.monotonic()
+            try:
+                handle = await self.in_thread(backend.load, model, None)
+            except Exception as exc:
+                victims = evictable_after_oom(self.view(), model.type) if attempt == 1 else ()
+                if is_oom(exc) and victims:
+                    log.warning("out of memory loading %s; evicting %s and retrying once",
+                                model.name, ", ".join(victims))
+                    for victim in victims:
+                        self.loaded[victim].unloading = True
+                    for victim in victims:
+                        await self.evict(victim, "oom", model)
+                    continue
+                log.error("loading %s failed after %.2f s: %s", model.name,
+                          time.monotonic() - started, exc)
+                self.events.append({"event": "load_failed", "model": model.name})
+                if self.metrics:
+                    self.metrics.model_load_failed(model.name)
+                raise load_error(model, exc, "loading it") from exc
+            return self._loaded(model, backend, handle, before, time.monotonic() - started, reason)
+        raise AssertionError("unreachable")
+
+    def _loaded(self, model, backend, handle, before, seconds, reason) -> Slot:
+        self.last_load_seconds = seconds
+        after = self.free_gb()
+        if before is not None and after is not None:
+            self.measured[model.name] = round(max(0.0, before - after), 3)
+        slot = Slot(model, backend, handle, self.vram_of(model.name),
+                    self.estimates.get(model.name), self.measured.get(model.name), time.time())
+        self.loaded[model.name] = slot
+        log.info("loaded %s (%s, %.1f GB) in %.2f s", model.name, model.type, slot.vram_gb, seconds)
+        self.events.append({"event": "load", "model": model.name})
+        if self.used_gb > self.usable_gb:
+            log.warning("VRAM ledger %.1f GB exceeds the usable %.1f GB after measuring %s",
+                        self.used_gb, self.usable_gb, model.name)
+        if self.metrics:
+            self.metrics.model_loaded(model.name, seconds, reason)
+            self.metrics.set_vram_used(self.used_gb)
+        return slot
+
+    def _resolve_budget(self, budget_gb: float | None) -> tuple[float, str]:
+        """The configured budget; on CUDA, no more than the device's free memory at start."""
+        mem = self.gpu.memory() if self.gpu.available else None
+        if mem is None:
+            return (math.inf if budget_gb is None else float(budget_gb)), "config"
+        if budget_gb is None or mem.free_gb < budget_gb:
+            return mem.free_gb, "cuda"
+        return float(budget_gb), "config"
+
+
+def load_error(model: PhysicalModel, exc: BaseException, doing: str) -> LlmuxError:
+    if isinstance(exc, LlmuxError):
+        return exc
+    return ModelLoadError(f"model {model.name!r} could not be loaded: {doing} raised "
+                          f"{type(exc).__name__}: {exc}")
