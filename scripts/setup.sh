@@ -10,7 +10,9 @@
 #                       into the current Python (the container image does this)
 #   LLMUX_TORCH=image   keep the torch that is already installed (the production image's CUDA
 #                       build) instead of pinning the CPU torch of scripts/constraints.txt
-#   LLMUX_EDITABLE=0    regular instead of editable installs (the container image)
+#   LLMUX_DEV=0         regular (not editable) installs of the runtime packages only (the
+#                       container image); pip honours PIP_FIND_LINKS for a prebuilt
+#                       llama-cpp-python wheel
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +42,7 @@ if [ "${LLMUX_TORCH:-}" = image ]; then
 fi
 
 editable=-e
-[ "${LLMUX_EDITABLE:-1}" = 0 ] && editable=
+[ "${LLMUX_DEV:-1}" = 0 ] && editable=
 
 core="."
 [ "$want_test" = 1 ] && core=".[test]"
