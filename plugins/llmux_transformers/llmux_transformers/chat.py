@@ -1,0 +1,337 @@
+"""Chat inference: render with the model's own chat template, generate in a thread, decode
+token by token keeping the special tokens the chat format parses, and yield chat events.
+
+Hot path: the generation thread hands each new token id to a ``SimpleQueue``; the consumer
+(the core's worker thread pulling this iterator) decodes it incrementally (two short
+``decode`` calls over a small window) and feeds the chat-format parser. Nothing else runs per
+token unless stop strings or penalties were asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from llmux.errors import InvalidRequest
+from llmux.types import Cancellation, ChatEvent, ChatRequest, Finish, Usage
+
+from .loading import Plan
+from .vision import Vision, image_parts
+
+log = logging.getLogger(__name__)
+
+#: Extension seam (used by the tests to force outputs): each factory is called once per
+#: generation as ``factory(request, tokenizer, prompt_ids)`` and may return a
+#: ``transformers.LogitsProcessor`` (or None) that runs after the sampling processors.
+EXTRA_LOGITS_PROCESSORS: list[Callable[[ChatRequest, Any, list[int]], Any]] = []
+
+JOIN_SECONDS = 10.0  # how long a cancelled generation may take to notice
+POLL_SECONDS = 0.05
+
+
+@dataclass
+class ChatModel:
+    """The handle of a loaded chat model."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    plan: Plan
+    max_context: int
+    vision: Vision | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[ChatEvent]:
+    """Validate and render now (so bad input is a 400 before streaming starts), then return
+    the iterator that generates."""
+    fmt = request.chat_format
+    if fmt is None:
+        from llmux.chatformats import PlainFormat
+
+        fmt = PlainFormat()
+    urls = image_parts(request.messages)
+    if urls and h.vision is None:
+        raise InvalidRequest(f"model {request.model!r} does not accept images", param="messages")
+    try:
+        kwargs = fmt.template_kwargs(request.behaviour)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    messages = fmt.prepare_messages(request.messages, request.behaviour)
+    ids = render(h.tokenizer, messages, request.tools, kwargs)
+    inputs: dict[str, Any] = {}
+    if urls:
+        inputs, counts = h.vision.inputs(urls)
+        ids = h.vision.expand(ids, counts)
+    if len(ids) >= h.max_context:
+        raise InvalidRequest(
+            f"the prompt is {len(ids)} tokens; model {request.model!r} takes at most "
+            f"{h.max_context} tokens of context", param="messages", code="context_length_exceeded"
+        )
+    parser = fmt.parser(request.tools, thinking=kwargs.get("enable_thinking", True))
+    keep_ends = bool(fmt.stop_sequences or fmt.needs_special_tokens)
+    return _generate(h, request, cancel, ids, inputs, parser, keep_ends)
+
+
+def render(tokenizer: Any, messages: list, tools: Any, kwargs: dict) -> list[int]:
+    """The prompt token ids from the model's own chat template."""
+    from jinja2 import TemplateError
+
+    try:
+        text = tokenizer.apply_chat_template(
+            messages, tools=list(tools) if tools else None, tokenize=False,
+            add_generation_prompt=True, **kwargs,
+        )
+    except TemplateError as exc:
+        raise InvalidRequest(f"the model's chat template refused the messages: {exc}") from None
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+# --------------------------------------------------------------------------- generation
+
+
+def _generate(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEvent]:
+    prompt_tokens = len(ids)
+    while not h.lock.acquire(timeout=POLL_SECONDS):  # one generation per model at a time
+        if cancel.cancelled:
+            yield from parser.close("cancelled")
+            yield Usage(prompt_tokens, 0)
+            return
+    try:
+        yield from _run(h, request, cancel, ids, inputs, parser, keep_ends)
+    finally:
+        h.lock.release()
+
+
+def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEvent]:
+    import torch
+
+    sampling = request.sampling
+    limit = h.max_context - len(ids)
+    max_new = min(sampling.max_tokens, limit) if sampling.max_tokens else limit
+    stop = threading.Event()
+    streamer = _TokenQueue()
+    gen_kwargs = _generation_kwargs(h, request, ids, inputs, stop, cancel, streamer, max_new)
+    eos = set(_eos_ids(h))
+    decoder = _Decoder(h.tokenizer)
+    stops = _StopStrings(sampling.stop) if sampling.stop else None
+    produced, last, reason = 0, None, "stop"
+
+    thread = threading.Thread(
+        target=_generate_in_thread, args=(h.model, gen_kwargs, streamer),
+        name=f"llmux-generate-{h.name}", daemon=True,
+    )
+    if sampling.seed is not None:
+        torch.manual_seed(sampling.seed)  # under the model's lock; process-wide RNG
+    thread.start()
+    try:
+        while True:
+            try:
+                item = streamer.queue.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                if cancel.cancelled:
+                    break
+                continue
+            if item is None:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            produced += 1
+            last = item
+            if item in eos and not keep_ends:
+                continue
+            text = decoder.push(item)
+            if stops is not None and text:
+                text, hit = stops.push(text)
+                if hit:
+                    stop.set()
+                    yield from parser.feed(text)
+                    break
+            if text:
+                yield from parser.feed(text)
+            if cancel.cancelled:
+                break
+        if stops is not None and not stop.is_set():
+            yield from parser.feed(stops.flush())
+        if cancel.cancelled:
+            reason = "cancelled"
+        elif produced >= max_new and last not in eos and not stop.is_set():
+            reason = "length"
+        yield from parser.close(reason)
+        yield Usage(prompt_tokens=len(ids), completion_tokens=produced)
+    finally:
+        stop.set()
+        thread.join(JOIN_SECONDS)
+        if thread.is_alive():
+            log.error("%s: generation did not stop within %ss", h.name, JOIN_SECONDS)
+
+
+def _generate_in_thread(model: Any, kwargs: dict, streamer: "_TokenQueue") -> None:
+    import torch
+
+    try:
+        with torch.inference_mode():
+            model.generate(**kwargs)
+    except BaseException as exc:  # handed to the consumer, re-raised there
+        streamer.queue.put(exc)
+    finally:
+        streamer.end()
+
+
+def _eos_ids(h: ChatModel) -> list[int]:
+    eos = h.model.generation_config.eos_token_id
+    if eos is None:
+        eos = h.tokenizer.eos_token_id
+    return [eos] if isinstance(eos, int) else list(eos or ())
+
+
+def _generation_kwargs(h, request, ids, inputs, stop, cancel, streamer, max_new) -> dict:
+    import torch
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
+    sampling = request.sampling
+    config = h.model.generation_config
+    options: dict[str, Any] = {"max_new_tokens": max_new}
+    if sampling.temperature is not None:
+        if sampling.temperature <= 0:
+            options.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            options.update(do_sample=True, temperature=sampling.temperature)
+    if sampling.top_p is not None and options.get("do_sample", config.do_sample):
+        options["top_p"] = sampling.top_p
+    processors = LogitsProcessorList()
+    if sampling.presence_penalty or sampling.frequency_penalty:
+        processors.append(
+            _OpenAIPenalties(len(ids), sampling.presence_penalty or 0.0,
+                             sampling.frequency_penalty or 0.0)
+        )
+    for factory in EXTRA_LOGITS_PROCESSORS:
+        processor = factory(request, h.tokenizer, ids)
+        if processor is not None:
+            processors.append(processor)
+    device = h.model.device
+    input_ids = torch.tensor([ids], dtype=torch.long, device=device)
+    extra = {k: v.to(device) for k, v in inputs.items()}
+    if "pixel_values" in extra:
+        extra["pixel_values"] = extra["pixel_values"].to(h.model.dtype)
+        extra["mm_token_type_ids"] = (input_ids == h.vision.image_token_id).int()
+    return dict(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        **extra,
+        generation_config=_config(config, options),
+        logits_processor=processors,
+        stopping_criteria=StoppingCriteriaList([_Stop(stop, cancel)]),
+        streamer=streamer,
+    )
+
+
+def _config(base: Any, options: dict) -> Any:
+    import copy
+
+    config = copy.deepcopy(base)
+    for key, value in options.items():
+        setattr(config, key, value)
+    return config
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _TokenQueue:
+    """A transformers streamer: new token ids -> a queue (the prompt is skipped)."""
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._prompt = True
+
+    def put(self, value: Any) -> None:
+        if self._prompt:
+            self._prompt = False
+            return
+        for token in value.reshape(-1).tolist():
+            self.queue.put(token)
+
+    def end(self) -> None:
+        self.queue.put(None)
+
+
+class _Stop:
+    """Ends ``generate`` at the next step once cancelled or stopped."""
+
+    def __init__(self, stop: threading.Event, cancel: Cancellation) -> None:
+        self.stop, self.cancel = stop, cancel
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        done = self.stop.is_set() or self.cancel.cancelled
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+class _Decoder:
+    """Incremental detokenisation keeping special tokens: text appears once it is complete
+    UTF-8 and cannot change with the next token (the read/prefix offsets of TGI/vLLM)."""
+
+    __slots__ = ("tokenizer", "ids", "prefix", "read")
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer, self.ids, self.prefix, self.read = tokenizer, [], 0, 0
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(
+            ids, skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+
+    def push(self, token: int) -> str:
+        self.ids.append(token)
+        before = self._decode(self.ids[self.prefix:self.read])
+        after = self._decode(self.ids[self.prefix:])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before):]
+        return ""
+
+
+class _StopStrings:
+    """Finds OpenAI ``stop`` strings in the decoded text, holding back a possible start."""
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self.stops = [s for s in stops if s]
+        self.keep = max((len(s) for s in self.stops), default=1) - 1
+        self.buf = ""
+
+    def push(self, text: str) -> tuple[str, bool]:
+        self.buf += text
+        hits = [i for i in (self.buf.find(s) for s in self.stops) if i >= 0]
+        if hits:
+            out, self.buf = self.buf[: min(hits)], ""
+            return out, True
+        cut = max(0, len(self.buf) - self.keep)
+        out, self.buf = self.buf[:cut], self.buf[cut:]
+        return out, False
+
+    def flush(self) -> str:
+        out, self.buf = self.buf, ""
+        return out
+
+
+class _OpenAIPenalties:
+    """OpenAI's presence/frequency penalties over the generated tokens (additive)."""
+
+    def __init__(self, prompt_len: int, presence: float, frequency: float) -> None:
+        self.start, self.presence, self.frequency = prompt_len, presence, frequency
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        generated = input_ids[:, self.start:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(
+            1, generated, torch.ones_like(generated, dtype=scores.dtype)
+        )
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
