@@ -1,0 +1,330 @@
+"""A loaded GGUF model (the handle llmux gets from ``load``) and its chat generation.
+
+Generation is llmux's own token loop over ``Llama.generate``: between two tokens it checks
+the cancellation, counts tokens exactly, turns each token into bytes once (cached), decodes
+UTF-8 incrementally (a character split across tokens is held back, nothing is
+re-detokenized) and feeds the text to the chat format's stream parser. One generation at a
+time per model: a per-handle lock, waited for in short slices so that a cancelled request
+stops waiting.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import logging
+import threading
+import time
+from typing import Any, Iterator
+
+from llmux import ChatRequest, InvalidRequest, LlmuxError, ModelLoadError, Usage
+
+from .options import Settings
+from .prompt import ChatTemplate, image_urls, with_markers
+from .vision import Vision, decode_image
+
+log = logging.getLogger("llmux_llamacpp")
+
+# llama-cpp-python's sampling defaults, used where neither request nor model say otherwise.
+DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "min_p": 0.05,
+            "repeat_penalty": 1.0}
+LOCK_POLL_S = 0.05
+
+
+class Engine:
+    def __init__(self, name: str, settings: Settings) -> None:
+        import llama_cpp
+
+        from .logs import install
+
+        install()
+        self.name = name
+        self.settings = settings
+        self.lock = threading.Lock()
+        self.vision: Vision | None = None
+        self._pieces: dict[tuple[int, bool], bytes] = {}
+        self._eog: dict[int, bool] = {}
+        self._grammars: dict[str, Any] = {}
+        if settings.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
+            if settings.device == "cuda":
+                raise ModelLoadError(
+                    f"model {name!r}: the GPU was asked for but this llama-cpp-python build "
+                    "has no GPU support; reinstall it with CMAKE_ARGS=\"-DGGML_CUDA=on\""
+                )
+            log.info("llamacpp %s: CPU-only llama-cpp-python build, n_gpu_layers ignored", name)
+        try:
+            self.llama = llama_cpp.Llama(
+                model_path=str(settings.model_path),
+                n_gpu_layers=settings.n_gpu_layers,
+                n_ctx=settings.n_ctx,
+                verbose=False,
+                **settings.llama_kwargs,
+            )
+        except Exception as exc:
+            raise ModelLoadError(f"model {name!r}: llama.cpp could not load "
+                                 f"{settings.model_path}: {exc}") from exc
+        try:
+            self.vocab = llama_cpp.llama_model_get_vocab(self.llama.model)
+            source = self.llama.metadata.get("tokenizer.chat_template")
+            if not source:
+                raise ModelLoadError(f"model {name!r}: {settings.model_path.name} has no "
+                                     "embedded chat template (tokenizer.chat_template)")
+            self.template = ChatTemplate(
+                source, self._text(self.llama.token_bos()), self._text(self.llama.token_eos())
+            )
+            self._adds_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
+            if settings.grammar:
+                self.grammar(settings.grammar)
+            if settings.mmproj_path is not None:
+                self.vision = Vision(settings.mmproj_path, self.llama,
+                                     use_gpu=settings.n_gpu_layers != 0)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Free the vision context, then the model (the context refers to the model)."""
+        if self.vision is not None:
+            self.vision.close()
+            self.vision = None
+        llama = self.__dict__.pop("llama", None)
+        if llama is not None:
+            llama.close()
+        self._grammars.clear()
+
+    # ------------------------------------------------------------------ tokens
+
+    def _text(self, token: int) -> str:
+        return self._piece(token, True).decode("utf-8", "replace") if token >= 0 else ""
+
+    def _piece(self, token: int, special: bool) -> bytes:
+        key = (token, special)
+        piece = self._pieces.get(key)
+        if piece is None:
+            import llama_cpp
+
+            buf = ctypes.create_string_buffer(64)
+            n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, 64, 0, special)
+            if n < 0:
+                buf = ctypes.create_string_buffer(-n)
+                n = llama_cpp.llama_token_to_piece(self.vocab, token, buf, -n, 0, special)
+            piece = self._pieces[key] = buf.raw[:n]
+        return piece
+
+    def _is_eog(self, token: int) -> bool:
+        eog = self._eog.get(token)
+        if eog is None:
+            import llama_cpp
+
+            eog = self._eog[token] = bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
+        return eog
+
+    def grammar(self, text: str) -> Any:
+        """A compiled-once ``LlamaGrammar``; a grammar llama.cpp cannot parse is an error."""
+        grammar = self._grammars.get(text)
+        if grammar is None:
+            import llama_cpp
+            from llama_cpp import LlamaGrammar
+
+            probe = llama_cpp.llama_sampler_init_grammar(self.vocab, text.encode(), b"root")
+            if not probe:
+                raise LlmuxError(f"model {self.name!r}: the GBNF grammar does not parse")
+            llama_cpp.llama_sampler_free(probe)
+            grammar = self._grammars[text] = LlamaGrammar.from_string(text, verbose=False)
+        return grammar
+
+    # ------------------------------------------------------------------ chat
+
+    def render(self, request: ChatRequest) -> tuple[str, list[str], dict[str, Any]]:
+        """The prompt text (images as markers), the image URLs, the template kwargs."""
+        fmt = chat_format(request)
+        kwargs = fmt.template_kwargs(request.behaviour)
+        messages = fmt.prepare_messages(request.messages, request.behaviour)
+        urls = image_urls(messages)
+        if urls:
+            if self.vision is None:
+                raise InvalidRequest(
+                    f"model {request.model!r} does not accept images (its physical model has "
+                    "no mmproj_file)", param="messages",
+                )
+            messages = with_markers(messages, self.vision.marker)
+        prompt = self.template.render(messages, tools_of(request), **kwargs)
+        if self._adds_bos and self.template.bos_token and prompt.startswith(
+            self.template.bos_token
+        ):
+            prompt = prompt[len(self.template.bos_token):]  # llama.cpp adds it again
+        return prompt, urls, kwargs
+
+    def chat(self, request: ChatRequest, cancel: Any) -> Iterator:
+        """Validate at once (errors become 4xx before any byte is sent), then stream."""
+        prompt, urls, kwargs = self.render(request)
+        images = [decode_image(url, i) for i, url in enumerate(urls)]
+        tokens = None
+        if not images:
+            tokens = self.llama.tokenize(prompt.encode(), add_bos=True, special=True)
+            if len(tokens) >= self.settings.n_ctx:
+                raise InvalidRequest(
+                    f"the prompt is {len(tokens)} tokens; the context of {request.model!r} "
+                    f"holds {self.settings.n_ctx}", param="messages",
+                )
+        log.debug("llamacpp %s prompt: %r", self.name, prompt)
+        grammar_text = request.behaviour.options.get("grammar") or self.settings.grammar
+        grammar = self.grammar(grammar_text) if grammar_text else None
+        return self._generate(request, cancel, prompt, tokens, images, kwargs, grammar)
+
+    def _generate(self, request, cancel, prompt, tokens, images, kwargs, grammar) -> Iterator:
+        fmt = chat_format(request)
+        parser = fmt.parser(tools_of(request), thinking=kwargs.get("enable_thinking", True))
+        if not self._acquire(cancel):
+            yield from parser.close("cancelled")
+            yield Usage(0, 0)
+            return
+        run = Run()
+        try:
+            if images:
+                assert self.vision is not None
+                tokens, run.prompt = self.vision.evaluate(self.llama, prompt, images)
+            else:
+                run.prompt = len(tokens)
+            room = self.settings.n_ctx - run.prompt
+            wanted = request.sampling.max_tokens
+            limit = min(wanted, room) if wanted else room
+            if limit <= 0:
+                run.reason = "length"
+            else:
+                yield from self._loop(run, request, cancel, parser, fmt, tokens, limit, grammar)
+            yield from parser.close(run.reason)
+            yield Usage(run.prompt, run.completion)
+        finally:
+            self.lock.release()
+            if cancel.cancelled:
+                run.reason = "cancelled"
+            log.debug("llamacpp %s: %d prompt + %d completion tokens, finish %s, %.3f s",
+                      self.name, run.prompt, run.completion, run.reason,
+                      time.perf_counter() - run.started)
+
+    def _loop(self, run: "Run", request, cancel, parser, fmt, tokens, limit, grammar):
+        import llama_cpp
+
+        s = request.sampling
+        opts = {**DEFAULTS, **self.settings.sampling}
+        seed = s.seed if s.seed is not None else opts.get("seed")
+        self.llama.set_seed(seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
+        special = fmt.needs_special_tokens
+        stopper = Stopper([(x, False) for x in s.stop if x]
+                          + [(x, True) for x in fmt.stop_sequences])
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        generator = self.llama.generate(
+            tokens,
+            temp=s.temperature if s.temperature is not None else opts["temperature"],
+            top_p=s.top_p if s.top_p is not None else opts["top_p"],
+            top_k=opts["top_k"],
+            min_p=opts["min_p"],
+            repeat_penalty=opts["repeat_penalty"],
+            frequency_penalty=s.frequency_penalty or 0.0,
+            presence_penalty=s.presence_penalty or 0.0,
+            grammar=grammar,
+        )
+        stopped = False
+        feed, push, piece, is_eog = parser.feed, stopper.push, self._piece, self._is_eog
+        try:
+            for token in generator:
+                if cancel.cancelled:
+                    run.reason = "cancelled"
+                    break
+                if is_eog(token):
+                    break
+                run.completion += 1
+                text = decoder.decode(piece(token, special))
+                if text:
+                    text, stopped = push(text)
+                    if text:
+                        events = feed(text)
+                        if events:
+                            yield from events
+                    if stopped:
+                        break
+                if run.completion >= limit:
+                    run.reason = "length"
+                    break
+        finally:
+            generator.close()
+        if not stopped:
+            tail = stopper.flush(decoder.decode(b"", final=True))
+            if tail:
+                yield from feed(tail)
+
+    def _acquire(self, cancel: Any) -> bool:
+        while not self.lock.acquire(timeout=LOCK_POLL_S):
+            if cancel.cancelled:
+                return False
+        if cancel.cancelled:
+            self.lock.release()
+            return False
+        return True
+
+
+class Run:
+    """One generation's counts, kept where a closed generator can still report them."""
+
+    __slots__ = ("prompt", "completion", "reason", "started")
+
+    def __init__(self) -> None:
+        self.prompt = 0
+        self.completion = 0
+        self.reason = "stop"
+        self.started = time.perf_counter()
+
+
+def tools_of(request: ChatRequest):
+    """The tools the model may call: none with ``tool_choice: "none"``."""
+    return None if request.tool_choice == "none" else request.tools
+
+
+def chat_format(request: ChatRequest):
+    if request.chat_format is not None:
+        return request.chat_format
+    from llmux.chatformats import PlainFormat
+
+    return PlainFormat()
+
+
+class Stopper:
+    """Cuts the text at the first stop string, holding back what might begin one.
+
+    Each stop is ``(text, include)``: the request's ``stop`` strings are cut off (OpenAI);
+    the chat format's own end markers are kept, so its parser sees them.
+    """
+
+    __slots__ = ("stops", "hold", "prefixes", "longest")
+
+    def __init__(self, stops: list[tuple[str, bool]]) -> None:
+        self.stops = stops
+        self.hold = ""
+        self.prefixes = {text[:i] for text, _ in stops for i in range(1, len(text))}
+        self.longest = max(map(len, self.prefixes), default=0)
+
+    def push(self, text: str) -> tuple[str, bool]:
+        if not self.stops:
+            return text, False
+        buf = self.hold + text
+        best = None
+        for stop, include in self.stops:
+            i = buf.find(stop)
+            if i >= 0 and (best is None or i < best[0]):
+                best = (i, stop, include)
+        if best is not None:
+            i, stop, include = best
+            self.hold = ""
+            return buf[:i] + (stop if include else ""), True
+        keep = 0
+        for k in range(min(len(buf), self.longest), 0, -1):
+            if buf[-k:] in self.prefixes:
+                keep = k
+                break
+        self.hold = buf[len(buf) - keep:]
+        return buf[: len(buf) - keep], False
+
+    def flush(self, text: str = "") -> str:
+        out, self.hold = self.hold + text, ""
+        return out

@@ -1,0 +1,107 @@
+"""The prompt, rendered with the chat template embedded in the GGUF (``tokenizer.chat_template``).
+
+``create_chat_completion`` takes no template kwargs, so llmux renders the template itself,
+the way transformers' ``apply_chat_template`` and llama.cpp's server do: a sandboxed Jinja
+environment with ``raise_exception``, ``strftime_now`` and a ``tojson`` that keeps non-ASCII
+text. Messages come from the chat format's ``prepare_messages``; image parts become the
+multimodal marker, which mtmd replaces with the image's embeddings (and its own
+``<|vision_start|>``/``<|vision_end|>`` for Qwen models).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Mapping, Sequence
+
+from llmux import InvalidRequest
+
+
+class ChatTemplate:
+    def __init__(self, source: str, bos_token: str = "", eos_token: str = "") -> None:
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        env = ImmutableSandboxedEnvironment(
+            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
+        )
+        env.filters["tojson"] = _tojson
+        env.globals["raise_exception"] = _raise_exception
+        env.globals["strftime_now"] = _strftime_now
+        self._error = jinja2.TemplateError
+        self.template = env.from_string(source)
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+
+    def render(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> str:
+        try:
+            return self.template.render(
+                messages=messages,
+                tools=list(tools) if tools else None,
+                add_generation_prompt=True,
+                bos_token=self.bos_token,
+                eos_token=self.eos_token,
+                **kwargs,
+            )
+        except self._error as exc:
+            # The template's own checks (a system message not first, no user query, ...).
+            raise InvalidRequest(f"the chat template rejected the messages: {exc}",
+                                 param="messages") from exc
+
+
+def _raise_exception(message: str) -> None:
+    import jinja2
+
+    raise jinja2.TemplateError(message)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None,
+            separators: Any = None, sort_keys: bool = False) -> str:
+    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
+                      separators=separators, sort_keys=sort_keys)
+
+
+def image_urls(messages: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ``image_url`` URLs in message order; images outside user messages are refused
+    (the Qwen3.5 template refuses them in system messages too)."""
+    urls = []
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "image_url":
+                if message.get("role") != "user":
+                    raise InvalidRequest(
+                        f"messages[{i}]: images are accepted in user messages only",
+                        param="messages",
+                    )
+                image = part.get("image_url")
+                url = image.get("url") if isinstance(image, Mapping) else image
+                if not isinstance(url, str):
+                    raise InvalidRequest(f"messages[{i}]: image_url has no url",
+                                         param="messages")
+                urls.append(url)
+    return urls
+
+
+def with_markers(messages: list[dict[str, Any]], marker: str) -> list[dict[str, Any]]:
+    """Image parts -> text parts holding ``marker`` (the messages are already copies)."""
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):
+            message["content"] = [
+                {"type": "text", "text": marker}
+                if isinstance(p, Mapping) and p.get("type") == "image_url" else p
+                for p in content
+            ]
+    return messages
