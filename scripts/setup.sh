@@ -64,6 +64,28 @@ if [ -x plugins/llmux_chatterbox/install-chatterbox.sh ]; then
   PY="$py" CONSTRAINTS="$constraints" plugins/llmux_chatterbox/install-chatterbox.sh
 fi
 
+# torchaudio (a chatterbox need) exists on PyPI only as builds linked against CUDA torch of its
+# own release; beside the CPU torch pinned for development its compiled extension cannot load,
+# and transformers imports torchaudio whenever it is installed, which then breaks every model.
+# Without the compiled extension torchaudio runs its pure-Python parts, the only ones
+# chatterbox uses (kaldi fbank, Resample). The production image has a matching torchaudio:
+# nothing is changed where the import works.
+"$py" - <<'PY'
+import importlib.util
+import pathlib
+
+spec = importlib.util.find_spec("torchaudio")
+if spec is not None:
+    try:
+        import torchaudio  # noqa: F401
+    except OSError as exc:
+        libs = sorted(pathlib.Path(spec.origin).parent.joinpath("lib").glob("*.so"))
+        for lib in libs:
+            lib.unlink()
+        print(f"setup: torchaudio's compiled extension does not fit this torch ({exc}); "
+              f"removed {len(libs)} library files so torchaudio runs in pure Python")
+PY
+
 if [ "$want_test" = 1 ] && [ -x scripts/setup-test-system.sh ]; then
   scripts/setup-test-system.sh
 fi

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from ..appstate import CONFIG, EXECUTOR, MANAGER, RUNTIMES
 from ..audio import subtitles
@@ -33,18 +33,22 @@ async def _read_form(request: web.Request, limit_mb: float) -> tuple[dict, bytes
             f"expected multipart/form-data with a 'file' part, got {request.content_type}"
         )
     limit = int(limit_mb * MB)
+    too_large = (f"the upload exceeds the limit of {limit_mb:g} MB "
+                 "(server.audio_body_limit_mb in models.yaml)")
     if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"upload exceeds the limit of {limit_mb:g} MB")
+        raise PayloadTooLarge(too_large)
     fields: dict[str, str] = {}
     data: bytes | None = None
     total = 0
     reader = await request.multipart()
     async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            raise InvalidRequest("nested multipart parts are not supported; send a flat form")
         chunks = []
         while chunk := await part.read_chunk(256 * 1024):
             total += len(chunk)
             if total > limit:
-                raise PayloadTooLarge(f"upload exceeds the limit of {limit_mb:g} MB")
+                raise PayloadTooLarge(too_large)
             chunks.append(chunk)
         if part.name == "file":
             data = b"".join(chunks)
@@ -55,6 +59,9 @@ async def _read_form(request: web.Request, limit_mb: float) -> tuple[dict, bytes
 
 @routes.post("/v1/audio/transcriptions")
 async def transcriptions(request: web.Request) -> web.Response:
+    """OpenAI's transcription endpoint. The upload is decoded by content to PCM at the rate
+    the backend declares; the runtime returns text and segments (chunk boundaries: see
+    docs/audio.md); the response is shaped here."""
     app = request.app
     fields, data = await _read_form(request, app[CONFIG].server.audio_body_limit_mb)
     virtual = resolve_model(request, fields.get("model"), "asr")
@@ -66,21 +73,22 @@ async def transcriptions(request: web.Request) -> web.Response:
             f"response_format must be one of {', '.join(TRANSCRIPTION_FORMATS)}",
             param="response_format",
         )
-    temperature = None
-    if fields.get("temperature"):
-        try:
-            temperature = float(fields["temperature"])
-        except ValueError:
-            raise InvalidRequest("temperature must be a number", param="temperature") from None
+    if fields.get("stream", "false").strip().lower() not in ("", "false", "0"):
+        raise InvalidRequest("streamed transcriptions are not supported; leave 'stream' unset",
+                             param="stream")
+    temperature = _temperature(fields.get("temperature"))
     physical = virtual.physical
     rate = app[RUNTIMES].get(physical.backend).info.asr_sample_rate
     from ..audio.decode import decode_audio
 
     samples = await _run(request, decode_audio, data, rate)
+    del data  # the PCM is all that is needed from here on
     job = TranscriptionRequest(
         samples=samples, sample_rate=rate,
-        language=fields.get("language") or virtual.behaviour.language,
-        prompt=fields.get("prompt"), temperature=temperature, behaviour=virtual.behaviour,
+        # Open WebUI retries without a language after a 400: the virtual model's then applies
+        language=(fields.get("language") or "").strip() or virtual.behaviour.language,
+        prompt=fields.get("prompt") or None, temperature=temperature,
+        behaviour=virtual.behaviour,
     )
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
@@ -98,6 +106,19 @@ async def transcriptions(request: web.Request) -> web.Response:
     if fmt == "verbose_json":
         return web.json_response(subtitles.verbose_json(result, duration, job.language))
     return web.json_response({"text": result.text})
+
+
+def _temperature(value: str | None) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        temperature = float(value)
+    except ValueError:
+        temperature = -1.0
+    if not 0.0 <= temperature <= 1.0:
+        raise InvalidRequest("temperature must be a number between 0 and 1",
+                             param="temperature")
+    return temperature
 
 
 @routes.post("/v1/audio/speech")

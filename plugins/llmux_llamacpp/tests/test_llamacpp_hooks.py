@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ANSWER, MMPROJ_FILE, MODEL_FILE, WEATHER_TOOL, gbnf
+from llamacpp_fixtures import ANSWER, MMPROJ_FILE, MODEL_FILE, WEATHER_TOOL, gbnf
 from llamacpp_tiny import write_text_model
 
 import llmux_llamacpp as plugin
@@ -253,7 +253,7 @@ def test_seeded_sampling_is_reproducible(loaded):
 
 def test_an_image_leaves_no_stale_prefix_behind(loaded):
     """Image positions are never reused as a cached prefix by the next text prompt."""
-    from conftest import data_url, png
+    from llamacpp_fixtures import data_url, png
 
     text = chat(HELLO, max_tokens=12)
     before = run(loaded, text)
@@ -292,7 +292,7 @@ def test_concurrent_requests_are_serialized(loaded):
 
 
 def test_cancel_stops_between_tokens(loaded):
-    from conftest import ENDLESS
+    from llamacpp_fixtures import ENDLESS
 
     cancel = Cancellation()
     events = []

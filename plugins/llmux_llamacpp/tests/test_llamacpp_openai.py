@@ -11,7 +11,7 @@ import re
 import aiohttp
 import openai
 import pytest
-from conftest import KEY, WEATHER_TOOL, data_url, png
+from llamacpp_fixtures import KEY, WEATHER_TOOL, data_url, png
 
 pytestmark = pytest.mark.slow
 

@@ -18,6 +18,7 @@ Rules (sizes in GiB, the unit GPU memory is sold in):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -127,3 +128,38 @@ def estimate(
 
 def stays_quantised_on_gpu(ckpt: Checkpoint) -> bool:
     return ckpt.quant_method in QUANTISED_ON_GPU
+
+
+# --------------------------------------------------------------------------- speech-to-text
+
+ASR_CHUNK_SECONDS = 35  # the longest piece Cohere Transcribe's processor hands the model
+ASR_MARGIN = 0.10  # allocator slack and the feature extractor's tensors, as a share of weights
+
+
+def estimate_asr(ckpt: Checkpoint, *, dtype: str) -> Estimate:
+    """An encoder-decoder ASR model (``cohere_asr``) transcribing one chunk at a time:
+    weights; the decoder's self-attention cache over all its positions plus its
+    cross-attention cache over one chunk's encoder frames; one encoder layer's working set
+    on a chunk (the convolutional subsampling's first feature map, or the attention scores
+    in fp32, whichever is larger), plus a margin of ``ASR_MARGIN`` of the weights."""
+    size = TORCH_DTYPE_BYTES[dtype]
+    cfg = ckpt.config
+    enc = cfg.get("encoder_config") or {}
+    mel_frames = ASR_CHUNK_SECONDS * 100  # 10 ms hop
+    enc_frames = math.ceil(mel_frames / int(enc.get("subsampling_factor") or 8))
+    heads = int(cfg.get("num_attention_heads") or 8)
+    kv_heads = int(cfg.get("num_key_value_heads") or heads)
+    head_dim = int(cfg.get("head_dim") or int(cfg.get("hidden_size") or 1024) // heads)
+    positions = int(cfg.get("max_position_embeddings") or 1024)
+    per_token = 2 * kv_heads * head_dim * size * int(cfg.get("num_hidden_layers") or 8)
+    kv = per_token * (positions + enc_frames)
+    channels = int(enc.get("subsampling_conv_channels") or 256)
+    mels = int(enc.get("num_mel_bins") or 128)
+    hidden = int(enc.get("hidden_size") or 1280)
+    inter = int(enc.get("intermediate_size") or 4 * hidden)
+    subsampling = channels * (mel_frames // 2) * (mels // 2) * size
+    layer = enc_frames * (4 * hidden + inter) * size
+    scores = int(enc.get("num_attention_heads") or 8) * enc_frames**2 * 4
+    weights = weights_bytes(ckpt, dtype, dequantise=bool(ckpt.quant_method))
+    activations = max(subsampling, layer + scores) + ASR_MARGIN * weights
+    return Estimate(weights=weights, kv_cache=kv, activations=activations)

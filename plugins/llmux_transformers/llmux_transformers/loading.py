@@ -182,8 +182,9 @@ def quantization_config(ckpt: Checkpoint, p: Plan) -> Any:
     return None
 
 
-def load_weights(model: PhysicalModel, ckpt: Checkpoint, p: Plan) -> Any:
-    """``from_pretrained`` with the planned device, dtype and quantisation."""
+def load_weights(model: PhysicalModel, ckpt: Checkpoint, p: Plan, auto_class: Any = None) -> Any:
+    """``from_pretrained`` with the planned device, dtype and quantisation; ``auto_class``
+    defaults to the chat classes (causal LM, or image-text-to-text for multimodal)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
@@ -191,7 +192,9 @@ def load_weights(model: PhysicalModel, ckpt: Checkpoint, p: Plan) -> Any:
 
     noise.install()
 
-    cls = AutoModelForImageTextToText if ckpt.is_multimodal else AutoModelForCausalLM
+    cls = auto_class or (
+        AutoModelForImageTextToText if ckpt.is_multimodal else AutoModelForCausalLM
+    )
     kwargs: dict[str, Any] = {"dtype": getattr(torch, p.dtype), "device_map": p.device}
     qc = quantization_config(ckpt, p)
     if qc is not None:

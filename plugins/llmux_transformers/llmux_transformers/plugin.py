@@ -1,5 +1,5 @@
-"""The hooks: what llmux calls. Each one dispatches on the model's type, so the ASR module
-can sit beside :mod:`.chat` with its own handle class."""
+"""The hooks: what llmux calls. Each one dispatches on the model's type: chat models to
+:mod:`.chat`, speech-to-text (``asr``) models to :mod:`.asr`, each with its own handle."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any
 
 from llmux import hookimpl
 from llmux.errors import InvalidRequest, ModelLoadError
-from llmux.types import BackendInfo, Cancellation, ChatRequest, PhysicalModel
+from llmux.types import BackendInfo, Cancellation, ChatRequest, PhysicalModel, TranscriptionRequest
 
+from .asr import LANGUAGES
 from .checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,9 @@ OPTIONS_SCHEMA = {
         "kernels_dir": {"type": "string",
                         "description": "local kernels cache holding the MXFP4 Triton kernels"},
         "attn_implementation": {"enum": ["eager", "sdpa", "flash_attention_2"]},
-        "languages": {"type": "array", "items": {"type": "string"},
-                      "description": "ASR: the languages offered"},
+        "languages": {"type": "array", "items": {"enum": list(LANGUAGES)}, "minItems": 1,
+                      "uniqueItems": True,
+                      "description": "ASR: the languages offered (default: all 14)"},
     },
 }
 
@@ -42,8 +44,9 @@ OPTIONS_SCHEMA = {
 def backends() -> list[BackendInfo]:
     return [BackendInfo(
         name="transformers",
-        types=frozenset({"llm", "asr"}),  # asr: see the ASR issue (load refuses it until then)
+        types=frozenset({"llm", "asr"}),
         options_schema=OPTIONS_SCHEMA,
+        asr_sample_rate=16000,  # Cohere Transcribe's processor takes 16 kHz only
         description="HuggingFace transformers (safetensors; FP8, compressed-tensors, MXFP4)",
     )]
 
@@ -53,6 +56,12 @@ def estimate_vram(model: PhysicalModel) -> float | None:
     from .estimate import estimate, stays_quantised_on_gpu
 
     ckpt = Checkpoint.open(model.location)
+    if model.type == "asr":
+        from .estimate import estimate_asr
+
+        result = estimate_asr(ckpt, dtype=model.options.get("dtype", "bfloat16"))
+        log.debug("%s needs %s", model.name, result.describe())
+        return round(result.gib, 4)
     result = estimate(
         ckpt,
         dtype=model.options.get("dtype", "bfloat16"),
@@ -65,13 +74,17 @@ def estimate_vram(model: PhysicalModel) -> float | None:
 
 @hookimpl
 def load(model: PhysicalModel, device: str | None) -> Any:
-    if model.type != "llm":
-        raise ModelLoadError(f"the transformers backend cannot load {model.type} models yet")
+    if model.type not in ("llm", "asr"):
+        raise ModelLoadError(f"the transformers backend cannot load {model.type} models")
     from .loading import free_memory, resolve_device
 
     ckpt = Checkpoint.open(model.location)
     target = resolve_device(device, model.options)
     try:
+        if model.type == "asr":
+            from .asr import load_asr
+
+            return load_asr(model, ckpt, target)
         return _load_chat(model, ckpt, target)
     except BaseException:
         free_memory(target)
@@ -106,7 +119,9 @@ def unload(model: PhysicalModel, handle: Any) -> None:
 
     with handle.lock:  # never free a model under a running generation
         device = handle.plan.device
-        handle.model = handle.tokenizer = handle.vision = None
+        for attr in ("model", "tokenizer", "vision", "processor"):  # chat or ASR handle
+            if hasattr(handle, attr):
+                setattr(handle, attr, None)
     free_memory(device)
 
 
@@ -116,6 +131,10 @@ def infer(model: PhysicalModel, handle: Any, request: Any, cancel: Cancellation)
         from .chat import chat
 
         return chat(handle, request, cancel)
+    if isinstance(request, TranscriptionRequest) and model.type == "asr":
+        from .asr import transcribe
+
+        return transcribe(handle, request, cancel)
     raise InvalidRequest(
         f"model {model.name!r} (transformers) cannot serve {type(request).__name__}"
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import PHYSICAL
+from transformers_fixtures import PHYSICAL
 
 import llmux_transformers
 from llmux import Cancellation, ChatRequest, InsufficientVram, SamplingParams
@@ -211,7 +211,7 @@ def test_quantisation_plans(models_dir, tmp_path, monkeypatch):
 
 
 def test_sampling_seed_and_stop_strings(models_dir):
-    from conftest import Forcer
+    from transformers_fixtures import Forcer
 
     from llmux import ContentDelta
     from llmux_transformers import chat

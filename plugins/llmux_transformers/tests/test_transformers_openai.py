@@ -15,7 +15,7 @@ import time
 
 import openai
 import pytest
-from conftest import TOOLS
+from transformers_fixtures import TOOLS
 
 pytestmark = pytest.mark.slow
 
