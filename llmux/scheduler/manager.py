@@ -10,12 +10,10 @@ request queued for it is admitted together.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import math
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping
 
 from ..errors import InsufficientVram, LlmuxError, ModelNotFound, ServiceUnavailable
@@ -51,7 +49,6 @@ class ModelManager:
         self._kick = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._closed = False
-        self._work_pool = ThreadPoolExecutor(64, thread_name_prefix="llmux-work")
 
     # ------------------------------------------------------------------ interface
 
@@ -84,11 +81,6 @@ class ModelManager:
             self.metrics.lease_ended(lease.model.name)
         if lease.slot.in_flight == 0:
             self._kick.set()
-
-    async def run_blocking(self, fn, *args, **kwargs):
-        """Run blocking model work (e.g. pulling the next event from ``infer``) off the loop."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._work_pool, functools.partial(fn, *args, **kwargs))
 
     async def start(self, preload: Iterable[str] = ()) -> None:
         """Start the admitter and load the ``preload`` models (a failure is logged only)."""
@@ -132,7 +124,6 @@ class ModelManager:
             for name in self.ledger.in_priority_order():
                 await self.ledger.unload(name, "shutdown")
         self.ledger.pool.shutdown(wait=False)
-        self._work_pool.shutdown(wait=False)
 
     def snapshot(self) -> dict:
         return {**self.ledger.snapshot(), "waiting": len(self._queue), "loading": self._loading}
