@@ -238,13 +238,6 @@ async def test_preload_and_close(runtimes):
     assert b'llmux_model_unloads_total{model="chatterbox",reason="shutdown"} 1.0' in body
 
 
-async def test_run_blocking_runs_off_the_loop(manager):
-    import threading
-
-    name = await manager.run_blocking(lambda: threading.current_thread().name)
-    assert name.startswith("llmux-work")
-
-
 # --------------------------------------------------------------------------- CUDA accounting
 
 
