@@ -109,3 +109,26 @@ class EventBridge:
 def _wake(waiter: asyncio.Future) -> None:
     if not waiter.done():
         waiter.set_result(None)
+
+
+async def run_to_completion(executor: Executor | None, fn: Callable[[], Any],
+                            cancel: Cancellation) -> Any:
+    """Run one blocking call (a transcription, a synthesis) in a worker thread.
+
+    If the awaiting task is cancelled (the client left), ``cancel`` is set and the worker is
+    still waited for before the cancellation propagates, so the caller's lease on the model
+    outlives the work that uses it.
+    """
+    future = asyncio.get_running_loop().run_in_executor(executor, fn)
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        cancel.cancel()
+        while not future.done():
+            try:
+                await asyncio.shield(future)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                break
+        raise

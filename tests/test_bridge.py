@@ -76,3 +76,26 @@ async def test_aclose_survives_being_cancelled_itself():
     with pytest.raises(asyncio.CancelledError):
         await task
     assert bridge.future.done()
+
+
+async def test_run_to_completion_waits_for_the_worker_when_cancelled():
+    from llmux.bridge import run_to_completion
+
+    cancel = Cancellation()
+    finished = threading.Event()
+
+    def work():
+        while not cancel.cancelled:
+            time.sleep(0.01)
+        time.sleep(0.05)  # the runtime needs a moment to stop
+        finished.set()
+        return "partial"
+
+    task = asyncio.create_task(run_to_completion(None, work, cancel))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancel.cancelled
+    assert finished.is_set()  # the lease around it outlived the work
+    assert await run_to_completion(None, lambda: 42, Cancellation()) == 42

@@ -8,6 +8,7 @@ from aiohttp import BodyPartReader, web
 
 from ..appstate import CONFIG, EXECUTOR, MANAGER, RUNTIMES
 from ..audio import subtitles
+from ..bridge import run_to_completion
 from ..errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from ..types import Cancellation, SpeechRequest, TranscriptionRequest
 from .common import MB, read_json, resolve_model
@@ -92,10 +93,9 @@ async def transcriptions(request: web.Request) -> web.Response:
     )
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
-        try:
-            result = await _run(request, lease.backend.infer, physical, lease.handle, job, cancel)
-        finally:
-            cancel.cancel()
+        result = await run_to_completion(
+            app[EXECUTOR], lambda: lease.backend.infer(physical, lease.handle, job, cancel), cancel
+        )
     duration = len(samples) / rate
     if fmt == "text":
         return web.Response(text=result.text + "\n", content_type="text/plain")
@@ -151,10 +151,9 @@ async def speech(request: web.Request) -> web.Response:
     physical = virtual.physical
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
-        try:
-            result = await _run(request, lease.backend.infer, physical, lease.handle, job, cancel)
-        finally:
-            cancel.cancel()
+        result = await run_to_completion(
+            app[EXECUTOR], lambda: lease.backend.infer(physical, lease.handle, job, cancel), cancel
+        )
     from ..audio.encode import change_speed, content_type, encode_audio
 
     def finish() -> bytes:
