@@ -33,7 +33,7 @@ def create_app(
 ) -> web.Application:
     """Build the application. Nothing is loaded until ``on_startup`` runs."""
     from .metrics import Metrics
-    from .routes import admin, audio, chat, metrics, models
+    from .routes import admin, audio, bench, chat, metrics, models
     from .scheduler import ModelManager
 
     pm = pm or get_plugin_manager()
@@ -56,7 +56,7 @@ def create_app(
         metrics=app[METRICS],
         gpu=gpu,
     )
-    for module in (models, chat, audio, admin, metrics):
+    for module in (models, chat, audio, admin, bench, metrics):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_lifecycle)
     return app

@@ -1,0 +1,1 @@
+"""llmux benchmarks: ``python -m benchmarks`` (see docs/benchmarks.md)."""
