@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -11,10 +10,12 @@ import yaml
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from llmux import testing  # noqa: E402
 from llmux.app import create_app  # noqa: E402
 from llmux.config import load_config  # noqa: E402
 from llmux.plugins import get_plugin_manager  # noqa: E402
 from llmux.runtime import Runtimes  # noqa: E402
+from llmux.testing import free_port, serve  # noqa: E402,F401
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_DIR = REPO / "config" / "demo"
@@ -23,20 +24,11 @@ DEMO_ADMIN_KEY = "sk-llmux-demo-admin-000000000000"
 AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_config(directory: Path, models: dict, keys: list[dict] | None = None) -> Path:
-    """Write models.yaml and api_keys.yaml into ``directory`` and return it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "models.yaml").write_text(yaml.safe_dump(models, sort_keys=False))
-    keys = keys or [{"name": "test", "key": DEMO_KEY}, {"name": "admin", "key": DEMO_ADMIN_KEY,
-                                                        "admin": True}]
-    (directory / "api_keys.yaml").write_text(yaml.safe_dump({"keys": keys}))
-    return directory
+    """models.yaml and api_keys.yaml in ``directory``; by default the demo's two keys."""
+    keys = keys or [{"name": "test", "key": DEMO_KEY},
+                    {"name": "admin", "key": DEMO_ADMIN_KEY, "admin": True}]
+    return testing.write_config(directory, models, keys)
 
 
 def demo_models() -> dict:
@@ -73,15 +65,5 @@ def make_client(aiohttp_client, tmp_path, builtin_pm):
 @pytest.fixture
 async def demo_server(demo_config, builtin_pm):
     """The demo app on a real socket, for clients that bring their own HTTP stack."""
-    from aiohttp import web
-
-    app = create_app(demo_config, builtin_pm)
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve(create_app(demo_config, builtin_pm)) as base_url:
+        yield base_url

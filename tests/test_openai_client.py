@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import wave
-
-import numpy as np
 import openai
 import pytest
+
+from llmux.testing import sine_wav
 
 from .conftest import DEMO_KEY
 from .test_config import PROD_VIRTUAL
@@ -57,18 +55,6 @@ async def test_errors_map_to_openai_exceptions(client, demo_server):
     assert "/v1/audio/speech" in info.value.message
 
 
-def wav_bytes(seconds: float, rate: int = 22050) -> bytes:
-    t = np.arange(int(seconds * rate)) / rate
-    pcm = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return out.getvalue()
-
-
 async def test_speech_and_transcription_round_trip(client):
     speech = await client.audio.speech.create(
         model="Chatterbox", voice="alloy", input="Hello from the demo runtime.")
@@ -77,16 +63,16 @@ async def test_speech_and_transcription_round_trip(client):
     assert audio[:3] == b"ID3" or audio[:2] == b"\xff\xfb"
 
     result = await client.audio.transcriptions.create(
-        model="cohere-transcribe", file=("clip.wav", wav_bytes(2.5)),
+        model="cohere-transcribe", file=("clip.wav", sine_wav(2.5, 22050)),
         response_format="verbose_json")
     assert abs(result.duration - 2.5) < 0.05
     assert result.language == "en"
     text = await client.audio.transcriptions.create(
-        model="cohere-transcribe", file=("clip.wav", wav_bytes(1.0)), language="de")
+        model="cohere-transcribe", file=("clip.wav", sine_wav(1.0, 22050)), language="de")
     assert text.text == "1.00 seconds of audio in de"
     with pytest.raises(openai.BadRequestError) as info:
         await client.audio.transcriptions.create(
-            model="cohere-transcribe", file=("clip.wav", wav_bytes(1.0)), language="fr")
+            model="cohere-transcribe", file=("clip.wav", sine_wav(1.0, 22050)), language="fr")
     assert "supported: en, de" in info.value.message
     with pytest.raises(openai.BadRequestError):
         await client.audio.transcriptions.create(

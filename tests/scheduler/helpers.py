@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import wave
 from pathlib import Path
 
-import numpy as np
-
+from llmux.testing import sine_wav
 from llmux.types import PhysicalModel
 
 SIZES = {
@@ -64,15 +61,7 @@ def models_yaml(llm_options: dict | None = None, **server) -> dict:
 
 
 def wav_bytes(seconds: float = 0.5, rate: int = 16000) -> bytes:
-    t = np.arange(int(seconds * rate)) / rate
-    pcm = (0.3 * np.sin(2 * np.pi * 440 * t) * 32767).astype("<i2")
-    out = io.BytesIO()
-    with wave.open(out, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return out.getvalue()
+    return sine_wav(seconds, rate)
 
 
 async def chat(client, model: str, text: str = "hello there") -> dict:

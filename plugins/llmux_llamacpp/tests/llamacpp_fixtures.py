@@ -7,7 +7,6 @@ import base64
 import io
 import logging
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -127,27 +126,14 @@ def llmux_config(tiny_dir, plugin_manager, tmp_path_factory):
     return load_config(directory, Runtimes(plugin_manager))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def server(llmux_config, plugin_manager):
     """llmux on 127.0.0.1 with handler cancellation on, as ``llmux serve`` runs it."""
-    from aiohttp import web
-
     from llmux.app import create_app
+    from llmux.testing import serve
 
-    runner = web.AppRunner(create_app(llmux_config, plugin_manager), handler_cancellation=True)
-    await runner.setup()
-    port = _free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serve(create_app(llmux_config, plugin_manager)) as base_url:
+        yield base_url
 
 
 @pytest.fixture

@@ -4,15 +4,14 @@ client."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import yaml
+
+from llmux.testing import ThreadedServer
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -108,51 +107,12 @@ def config(tmp_path_factory, models_dir):
     return load_config(directory, Runtimes(pm)), pm
 
 
-class Server:
-    """The llmux app on 127.0.0.1 in its own event loop thread."""
-
-    def __init__(self, app) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-
-    def _serve(self) -> None:
-        from aiohttp import web
-
-        asyncio.set_event_loop(self.loop)
-        self.runner = web.AppRunner(self.app, handler_cancellation=True)
-        self.loop.run_until_complete(self.runner.setup())
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
-        self.loop.run_until_complete(site.start())
-        self.ready.set()
-        self.loop.run_forever()
-
-    def start(self) -> "Server":
-        self.thread.start()
-        assert self.ready.wait(30), "the llmux app did not start"
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-    def call(self, coro, timeout: float = 60):
-        """Run ``coro`` on the server's loop (e.g. to inspect the model manager)."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-
 @pytest.fixture(scope="session")
 def server(config):
     from llmux.app import create_app
 
     cfg, pm = config
-    srv = Server(create_app(cfg, pm)).start()
+    srv = ThreadedServer(create_app(cfg, pm)).start()
     yield srv
     srv.stop()
 
@@ -306,7 +266,7 @@ def asr_server(tmp_path_factory, asr_dir):
         yaml.safe_dump({"keys": [{"name": "test", "key": KEY}]})
     )
     pm = plugin_manager()
-    srv = Server(create_app(load_config(directory, Runtimes(pm)), pm)).start()
+    srv = ThreadedServer(create_app(load_config(directory, Runtimes(pm)), pm)).start()
     yield srv
     srv.stop()
 

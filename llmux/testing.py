@@ -1,0 +1,139 @@
+"""Helpers for testing llmux and runtime plugins against the real server.
+
+A plugin's tests write a config directory, build a plugin manager with llmux's built-ins and
+the plugin under test, and serve the real app on a loopback port, then drive it with any
+HTTP client (the official ``openai`` package, say)::
+
+    from llmux.testing import plugin_manager, serve, write_config
+
+    pm = plugin_manager(my_plugin)
+    config = load_config(write_config(tmp_path, models), Runtimes(pm))
+    async with serve(create_app(config, pm)) as base_url:
+        ...
+
+``ThreadedServer`` does the same on a loop of its own, for synchronous clients and
+session-scoped fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import yaml
+
+TEST_KEY = "sk-llmux-test-0000000000000000"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(directory: Path, models: dict, keys: list[dict] | None = None) -> Path:
+    """Write ``models.yaml`` and ``api_keys.yaml`` (default: one key, :data:`TEST_KEY`)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "models.yaml").write_text(yaml.safe_dump(models, sort_keys=False))
+    keys = keys if keys is not None else [{"name": "test", "key": TEST_KEY}]
+    (directory / "api_keys.yaml").write_text(yaml.safe_dump({"keys": keys}))
+    return directory
+
+
+def plugin_manager(*plugins: Any, **named: Any):
+    """llmux's built-ins plus exactly the given plugins (installed ones stay out)."""
+    from .plugins import get_plugin_manager
+
+    pm = get_plugin_manager(load_entry_points=False)
+    for plugin in plugins:
+        pm.register(plugin)
+    for name, plugin in named.items():
+        pm.register(plugin, name=name)
+    return pm
+
+
+async def _start(app) -> tuple[Any, int]:
+    from aiohttp import web
+
+    # As `llmux serve` runs it: a client that disconnects cancels its handler.
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, port
+
+
+@asynccontextmanager
+async def serve(app) -> AsyncIterator[str]:
+    """Serve ``app`` on 127.0.0.1 in the running loop; yields its base URL."""
+    runner, port = await _start(app)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+class ThreadedServer:
+    """The app on 127.0.0.1, served by an event loop in its own thread."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True, name="llmux-test")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.runner, self.port = self.loop.run_until_complete(_start(self.app))
+        self._ready.set()
+        self.loop.run_forever()
+
+    def start(self) -> "ThreadedServer":
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise RuntimeError("the llmux app did not start within 30 s")
+        return self
+
+    def call(self, coro, timeout: float = 60):
+        """Run ``coro`` on the server's loop (e.g. to look at the model manager)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.call(self.runner.cleanup(), 30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
+
+    def __enter__(self) -> "ThreadedServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def sine_wav(seconds: float, rate: int = 16000, freq: float = 440.0) -> bytes:
+    """A mono 16-bit WAV of a sine tone: audio whose duration a test knows exactly."""
+    import io
+    import wave
+
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (0.3 * np.sin(2 * np.pi * freq * t) * 32767).astype("<i2")
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return out.getvalue()
