@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from llmux.errors import InvalidRequest
-from llmux.types import Cancellation, ChatEvent, ChatRequest, Finish, Usage
+from llmux.types import Cancellation, ChatEvent, ChatRequest, Usage
 
 from .loading import Plan
 from .vision import Vision, image_parts
