@@ -108,8 +108,8 @@ class ThreadedServer:
         """Run ``coro`` on the server's loop (e.g. to look at the model manager)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def stop(self) -> None:
-        self.call(self.runner.cleanup(), 30)
+    def stop(self, timeout: float = 60) -> None:
+        self.call(self.runner.cleanup(), timeout)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()

@@ -1,0 +1,126 @@
+"""The three Chatterbox variants: the files each ``from_local`` reads, languages, knobs."""
+
+from __future__ import annotations
+
+import gc
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llmux.errors import InvalidRequest, ModelLoadError
+
+# ChatterboxMultilingualTTS's SUPPORTED_LANGUAGES (chatterbox-tts 0.1.7), kept here so that
+# validating a request never imports torch.
+MULTILINGUAL_LANGUAGES = (
+    "ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja", "ko", "ms", "nl",
+    "no", "pl", "pt", "ru", "sv", "sw", "tr", "zh",
+)
+GIB = 1024**3
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    module: str  # chatterbox module and class whose from_local(dir, device) loads it
+    cls: str
+    weights: tuple[str, ...]  # files from_local needs
+    optional: tuple[str, ...]  # files it reads when present
+    languages: tuple[str, ...]
+    knobs: tuple[str, ...]  # generate() keyword arguments the variant takes
+    min_clip_seconds: float = 0.0  # prepare_conditionals asserts a longer reference clip
+
+    def missing_files(self, directory: Path) -> list[str]:
+        return [f for f in self.weights if not (directory / f).is_file()]
+
+    def weight_bytes(self, directory: Path) -> int:
+        return sum((directory / f).stat().st_size for f in self.weights + self.optional
+                   if (directory / f).is_file())
+
+    def check_language(self, language: str | None, allowed: list[str] | None) -> str | None:
+        """The language code to pass to ``generate`` (None for English-only variants)."""
+        code = _primary_subtag(language)
+        if self.name != "multilingual":
+            if code not in (None, "en"):
+                raise InvalidRequest(
+                    f"Chatterbox {self.name} speaks English only, not {language!r}; use a "
+                    "Chatterbox Multilingual model for other languages",
+                    param="language",
+                )
+            return None
+        supported = [c for c in (allowed or self.languages) if c in self.languages]
+        if code is None:
+            code = "en" if "en" in supported else supported[0]
+        if code not in supported:
+            raise InvalidRequest(
+                f"language {language!r} is not supported by this Chatterbox Multilingual model; "
+                f"use one of: {', '.join(supported)}",
+                param="language",
+            )
+        return code
+
+    def load(self, directory: Path, device: str) -> Any:
+        from . import fixes
+
+        fixes.apply()
+        cls = getattr(importlib.import_module(self.module), self.cls)
+        tts = fixes.local_files_only(directory, lambda: cls.from_local(directory, device))
+        if self.name == "turbo":
+            fixes.float32_loudness(tts)
+        return tts
+
+
+VARIANTS = {
+    "english": Variant(
+        "english", "chatterbox.tts", "ChatterboxTTS",
+        weights=("ve.safetensors", "t3_cfg.safetensors", "s3gen.safetensors", "tokenizer.json"),
+        optional=("conds.pt",),
+        languages=("en",),
+        knobs=("exaggeration", "cfg_weight", "temperature"),
+    ),
+    "turbo": Variant(
+        "turbo", "chatterbox.tts_turbo", "ChatterboxTurboTTS",
+        weights=("ve.safetensors", "t3_turbo_v1.safetensors", "s3gen_meanflow.safetensors"),
+        optional=("conds.pt",),
+        languages=("en",),
+        # Turbo ignores (and warns about) exaggeration and cfg_weight.
+        knobs=("temperature",),
+        min_clip_seconds=5.0,
+    ),
+    "multilingual": Variant(
+        "multilingual", "chatterbox.mtl_tts", "ChatterboxMultilingualTTS",
+        weights=("ve.pt", "t3_mtl23ls_v2.safetensors", "s3gen.pt",
+                 "grapheme_mtl_merged_expanded_v1.json"),
+        optional=("conds.pt", "Cangjie5_TC.json"),
+        languages=MULTILINGUAL_LANGUAGES,
+        knobs=("exaggeration", "cfg_weight", "temperature"),
+    ),
+}
+
+
+def _primary_subtag(language: str | None) -> str | None:
+    """``"de-DE"``/``"de_DE"``/``"DE"`` -> ``"de"``; blank -> None."""
+    if language is None or not str(language).strip():
+        return None
+    return str(language).strip().replace("_", "-").split("-")[0].lower()
+
+
+def choose_device(forced: str | None, configured: str | None) -> str:
+    import torch
+
+    device = forced or (configured if configured not in (None, "auto") else None)
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device {device!r} was asked for, but torch sees no CUDA device")
+    return device
+
+
+def free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
