@@ -69,12 +69,21 @@ def resolve_config_dir(cli_value: str | os.PathLike | None) -> Path:
     return Path(value).expanduser().resolve()
 
 
-def load_config(directory: str | os.PathLike, runtimes: Runtimes | None = None) -> Config:
+def load_config(
+    directory: str | os.PathLike,
+    runtimes: Runtimes | None = None,
+    *,
+    missing_backends: list[str] | None = None,
+) -> Config:
     """Load and validate ``models.yaml`` and ``api_keys.yaml`` from ``directory``.
 
     With ``runtimes``, backends and their options are checked against the installed
     plugins too; without (``--schema-only``) only the files themselves are checked.
     Raises :class:`ConfigError` listing every problem.
+
+    A backend that no installed plugin provides is an error, unless ``missing_backends``
+    is a list: then its message is appended there instead (``serve`` starts anyway and its
+    models answer 503 with the install hint, while ``check-config`` reports an error).
     """
     directory = Path(directory)
     errors: list[str] = []
@@ -91,7 +100,7 @@ def load_config(directory: str | os.PathLike, runtimes: Runtimes | None = None) 
     errors += _check_references(models)
     errors += _check_keys(keys)
     if runtimes is not None:
-        errors += _check_backends(models, runtimes)
+        errors += _check_backends(models, runtimes, missing_backends)
     if errors:
         raise ConfigError(errors)
     return _build(directory, models, keys)
@@ -256,7 +265,7 @@ def _check_keys(keys: dict) -> list[str]:
     return errors
 
 
-def _check_backends(models: dict, runtimes: Runtimes) -> list[str]:
+def _check_backends(models: dict, runtimes: Runtimes, missing: list[str] | None) -> list[str]:
     from .chatformats import ChatFormats
 
     formats = ChatFormats.from_plugin_manager(runtimes.pm)
@@ -269,7 +278,8 @@ def _check_backends(models: dict, runtimes: Runtimes) -> list[str]:
                 f"(known: {', '.join(formats.names)})"
             )
         if not runtimes.has(entry["backend"]):
-            errors.append(f"{where}.backend: {install_hint(entry['backend'], runtimes.names)}")
+            message = f"{where}.backend: {install_hint(entry['backend'], runtimes.names)}"
+            (errors if missing is None else missing).append(message)
             continue
         info = runtimes.get(entry["backend"]).info
         if entry["type"] not in info.types:

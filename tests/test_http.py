@@ -233,22 +233,26 @@ async def test_max_tokens_gives_length(demo_client):
     assert body["usage"]["completion_tokens"] == 2
 
 
-async def test_missing_backend_is_listed_and_answers_503_with_the_hint(make_client):
+async def test_missing_backend_is_listed_and_answers_503_with_the_hint(
+        tmp_path, builtin_pm, aiohttp_client):
+    from llmux.app import create_app
+    from llmux.config import load_config
+    from llmux.runtime import Runtimes
+
+    from .conftest import write_config
+
     models = demo_models()
     models["physical"]["gpt-oss-20b"]["backend"] = "transformers"
     models["physical"]["gpt-oss-20b"].pop("options", None)
-    from llmux.config import load_config  # noqa: F401  (schema-only load in create_app path)
-
-    # The app loads a config that names an uninstalled backend (serve would refuse; a
-    # config checked with --schema-only on another machine is the realistic case).
-    import llmux.config as config_module
-
-    original = config_module._check_backends
-    config_module._check_backends = lambda models, runtimes: []
-    try:
-        client = await make_client(models)
-    finally:
-        config_module._check_backends = original
+    missing: list[str] = []
+    directory = write_config(tmp_path, models)
+    config = load_config(directory, Runtimes(builtin_pm), missing_backends=missing)
+    assert missing == [
+        "models.yaml::$.physical.gpt-oss-20b.backend: backend 'transformers' is not provided "
+        "by any installed plugin (installed: echo); install llmux-transformers "
+        "(pip install -e plugins/llmux_transformers)"
+    ]
+    client = await aiohttp_client(create_app(config, builtin_pm))
     listing = await (await client.get("/v1/models", headers=AUTH)).json()
     entry = next(m for m in listing["data"] if m["id"] == "gpt-oss-20b-low")
     assert entry["available"] is False
@@ -257,6 +261,9 @@ async def test_missing_backend_is_listed_and_answers_503_with_the_hint(make_clie
     body = await resp.json()
     assert body["error"]["code"] == "backend_not_installed"
     assert "pip install -e plugins/llmux_transformers" in body["error"]["message"]
+    # The rest keeps working.
+    resp = await client.post("/v1/chat/completions", headers=AUTH, json=chat("qwen3.5-4b-instruct"))
+    assert resp.status == 200
 
 
 async def test_failed_load_leaves_nothing_and_the_server_keeps_serving(make_client):

@@ -33,14 +33,17 @@ def run(args: argparse.Namespace) -> int:
     directory = resolve_config_dir(args.config)
     pm = get_plugin_manager()
     runtimes = Runtimes(pm)
+    missing: list[str] = []
     try:
-        config = load_config(directory, runtimes)
+        config = load_config(directory, runtimes, missing_backends=missing)
     except ConfigError as exc:
         log.error("invalid configuration in %s:", directory)
         for line in exc.errors:
             log.error("  %s", line)
         log.error("run `llmux check-config %s` after fixing it", directory)
         return 1
+    for line in missing:
+        log.warning("%s; its models are listed but answer 503 until it is installed", line)
     from ..app import run as run_app
 
     host = args.host or config.server.host
