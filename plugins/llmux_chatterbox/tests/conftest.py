@@ -8,9 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
-from llmux.testing import ThreadedServer
+from llmux.testing import ThreadedServer, write_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -41,10 +40,7 @@ def config(tmp_path_factory, models_dir):
     from llmux.runtime import Runtimes
 
     directory = tmp_path_factory.mktemp("config")
-    (directory / "models.yaml").write_text(yaml.safe_dump(models_yaml(models_dir)))
-    (directory / "api_keys.yaml").write_text(
-        yaml.safe_dump({"keys": [{"name": "test", "key": KEY}]})
-    )
+    write_config(directory, models_yaml(models_dir), [{"name": "test", "key": KEY}])
     pm = plugin_manager()
     return load_config(directory, Runtimes(pm)), pm
 

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
+
+from llmux.testing import write_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -121,8 +122,7 @@ def plugin_manager():
 @pytest.fixture(scope="session")
 def llmux_config(tiny_dir, plugin_manager, tmp_path_factory):
     directory = tmp_path_factory.mktemp("llamacpp-config")
-    (directory / "models.yaml").write_text(yaml.safe_dump(models_yaml(tiny_dir)))
-    (directory / "api_keys.yaml").write_text(yaml.safe_dump({"keys": [{"name": "t", "key": KEY}]}))
+    write_config(directory, models_yaml(tiny_dir), [{"name": "t", "key": KEY}])
     return load_config(directory, Runtimes(plugin_manager))
 
 

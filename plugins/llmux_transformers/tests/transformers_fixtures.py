@@ -9,9 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import yaml
 
-from llmux.testing import ThreadedServer
+from llmux.testing import ThreadedServer, write_config
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -99,10 +98,7 @@ def config(tmp_path_factory, models_dir):
     from llmux.runtime import Runtimes
 
     directory = tmp_path_factory.mktemp("config")
-    (directory / "models.yaml").write_text(yaml.safe_dump(models_yaml(models_dir)))
-    (directory / "api_keys.yaml").write_text(
-        yaml.safe_dump({"keys": [{"name": "test", "key": KEY}]})
-    )
+    write_config(directory, models_yaml(models_dir), [{"name": "test", "key": KEY}])
     pm = plugin_manager()
     return load_config(directory, Runtimes(pm)), pm
 
@@ -261,10 +257,7 @@ def asr_server(tmp_path_factory, asr_dir):
     from llmux.runtime import Runtimes
 
     directory = tmp_path_factory.mktemp("asr-config")
-    (directory / "models.yaml").write_text(yaml.safe_dump(asr_models_yaml(asr_dir)))
-    (directory / "api_keys.yaml").write_text(
-        yaml.safe_dump({"keys": [{"name": "test", "key": KEY}]})
-    )
+    write_config(directory, asr_models_yaml(asr_dir), [{"name": "test", "key": KEY}])
     pm = plugin_manager()
     srv = ThreadedServer(create_app(load_config(directory, Runtimes(pm)), pm)).start()
     yield srv
