@@ -298,11 +298,12 @@ def _check_backends(models: dict, runtimes: Runtimes, missing: list[str] | None)
 
 
 def _build(directory: Path, models: dict, keys: dict) -> Config:
-    models_dir = Path(
-        os.environ.get("LLMUX_MODELS_DIR") or models.get("models_dir", DEFAULT_MODELS_DIR)
-    ).expanduser()
-    if not models_dir.is_absolute():
-        models_dir = (directory / models_dir).resolve()
+    if os.environ.get("LLMUX_MODELS_DIR"):  # relative to where llmux runs
+        models_dir = Path(os.environ["LLMUX_MODELS_DIR"]).expanduser().resolve()
+    else:  # relative to the config directory
+        models_dir = Path(models.get("models_dir", DEFAULT_MODELS_DIR)).expanduser()
+        if not models_dir.is_absolute():
+            models_dir = (directory / models_dir).resolve()
     physical = {}
     for name, e in models["physical"].items():
         caps = e.get("capabilities", {})

@@ -60,11 +60,12 @@ class Variant:
         return code
 
     def load(self, directory: Path, device: str) -> Any:
-        from . import fixes
+        from . import fixes, t3size
 
         fixes.apply()
         cls = getattr(importlib.import_module(self.module), self.cls)
-        tts = fixes.local_files_only(directory, lambda: cls.from_local(directory, device))
+        with t3size.t3_size(directory):
+            tts = fixes.local_files_only(directory, lambda: cls.from_local(directory, device))
         if self.name == "turbo":
             fixes.float32_loudness(tts)
         return tts

@@ -195,4 +195,9 @@ def build_all(root: Path, builtin_clip: Path, turbo_clip: Path) -> dict[str, Pat
         tts.prepare_conditionals(str(turbo_clip))
         tts.conds.save(d / "conds.pt")
         del tts, t3, s3gen
+    # Each checkpoint says the T3 size it was built with, so that a plain load (a server, the
+    # tiny demo) builds the same T3 without the shrink in force.
+    for name, config in (("english", "Llama_520M"), ("multilingual", "Llama_520M"),
+                         ("turbo", "GPT2_medium")):
+        (dirs[name] / "t3_config.json").write_text(json.dumps({config: SHRUNK[config]}))
     return dirs

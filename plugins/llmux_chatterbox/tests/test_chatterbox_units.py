@@ -596,3 +596,33 @@ def test_one_synthesis_at_a_time_per_model(tmp_path):
     for t in threads:
         t.join()
     assert peak[0] == 1 and len(handle.tts.generated) == 4
+
+
+# --------------------------------------------------------------------------- t3_config.json
+
+
+def test_a_checkpoint_names_its_t3_size_for_its_own_load_only(tmp_path):
+    import llmux_chatterbox.fixes as fixes
+    from llmux_chatterbox.t3size import T3_CONFIG_FILE, t3_size
+
+    fixes.apply()
+    from chatterbox.models.t3.llama_configs import LLAMA_CONFIGS
+
+    before = dict(LLAMA_CONFIGS["GPT2_medium"])
+    (tmp_path / T3_CONFIG_FILE).write_text(json.dumps({"GPT2_medium": {"n_layer": 3}}))
+    with t3_size(tmp_path):
+        assert LLAMA_CONFIGS["GPT2_medium"]["n_layer"] == 3
+        assert LLAMA_CONFIGS["GPT2_medium"]["n_embd"] == before["n_embd"]
+    assert LLAMA_CONFIGS["GPT2_medium"] == before  # restored for every other load
+
+    with t3_size(tmp_path / "no-such-file"):  # a production checkpoint: nothing changes
+        assert LLAMA_CONFIGS["GPT2_medium"] == before
+
+    (tmp_path / T3_CONFIG_FILE).write_text(json.dumps({"Llama_9B": {"n_layer": 3}}))
+    with pytest.raises(ModelLoadError, match="unknown T3 configs"):
+        with t3_size(tmp_path):
+            pass
+    (tmp_path / T3_CONFIG_FILE).write_text("{not json")
+    with pytest.raises(ModelLoadError, match="not valid JSON"):
+        with t3_size(tmp_path):
+            pass
