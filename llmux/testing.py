@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator
 
@@ -137,3 +137,61 @@ def sine_wav(seconds: float, rate: int = 16000, freq: float = 440.0) -> bytes:
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return out.getvalue()
+
+
+class ServeProcess:
+    """``llmux serve`` in a subprocess, as a user starts it; see :func:`serve_process`."""
+
+    def __init__(self, proc, url: str, log: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@contextmanager
+def serve_process(config_dir, log: Path, *, env: dict | None = None, timeout: float = 60,
+                  cwd=None):
+    """Start ``python -m llmux serve --config config_dir`` on a free port, wait until
+    ``/health`` answers, yield a :class:`ServeProcess`, and stop it (SIGTERM) afterwards.
+    Its output goes to ``log``."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = Path(log)
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llmux", "serve", "--config", str(config_dir),
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=cwd, env=env if env is not None else dict(os.environ),
+            stdout=sink, stderr=subprocess.STDOUT,
+        )
+    server = ServeProcess(proc, url, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=5) as resp:
+                    if json.load(resp).get("status") == "ok":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"llmux serve did not answer /health:\n{server.output()[-5000:]}")
+            time.sleep(0.1)
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

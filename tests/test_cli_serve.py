@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 import urllib.request
 
-from llmux.testing import free_port
+from llmux.testing import serve_process
 
 from .conftest import AUTH, REPO, demo_models, write_config
 
@@ -18,28 +15,13 @@ def test_serve_starts_without_a_backend_and_says_which(tmp_path):
     models["physical"]["chatterbox"]["backend"] = "kokoro"
     models["physical"]["chatterbox"].pop("options", None)
     directory = write_config(tmp_path / "config", models)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llmux", "serve", "--config", str(directory), "--port", str(port)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                health = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health"))
-                break
-            except OSError:
-                assert proc.poll() is None, proc.stdout.read()
-                assert time.monotonic() < deadline, "llmux serve did not answer /health"
-                time.sleep(0.1)
+    with serve_process(directory, tmp_path / "serve.log", cwd=REPO) as server:
+        health = json.load(urllib.request.urlopen(server.url + "/health"))
         assert health["status"] == "ok"
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/models", headers=AUTH)
+        request = urllib.request.Request(server.url + "/v1/models", headers=AUTH)
         listing = json.load(urllib.request.urlopen(request))
         entry = next(m for m in listing["data"] if m["id"] == "Chatterbox")
         assert entry["available"] is False
-    finally:
-        proc.terminate()
-        output = proc.communicate(timeout=30)[0]
+    output = server.output()
     assert "WARNING" in output and "backend 'kokoro' is not provided by any installed plugin" in output
     assert "its models are listed but answer 503 until it is installed" in output

@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from llmux.testing import free_port, sine_wav
+from llmux.testing import serve_process, sine_wav
 
 pytestmark = pytest.mark.slow
 
@@ -68,35 +65,9 @@ def models_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(models_dir, tmp_path_factory):
-    port = free_port()
     log = tmp_path_factory.mktemp("demo-tiny-serve") / "serve.log"
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llmux", "serve", "--config", str(CONFIG), "--port", str(port)],
-            cwd=REPO, env=_env(models_dir), stdout=sink, stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                health = json.load(urllib.request.urlopen(base + "/health", timeout=5))
-                if health["status"] == "ok":
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()[-5000:]
-            assert time.monotonic() < deadline, "llmux serve did not answer /health\n" + \
-                log.read_text()[-5000:]
-            time.sleep(0.2)
-        yield base, proc, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with serve_process(CONFIG, log, env=_env(models_dir), timeout=90, cwd=REPO) as server:
+        yield server.url, server.proc, log
 
 
 @pytest.fixture(scope="module")

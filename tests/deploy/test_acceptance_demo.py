@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 import yaml
+
+from llmux.testing import serve_process
 
 from .helpers import REPO
 
 DEMO = REPO / "config" / "demo"
 
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def demo_keys() -> tuple[str, str | None]:
@@ -32,35 +25,10 @@ def demo_keys() -> tuple[str, str | None]:
 
 
 @pytest.fixture
-def demo_server():
-    port = free_port()
-    command = [sys.executable, "-c", "import sys; from llmux.cli import main; sys.exit(main())",
-               "serve", "--config", str(DEMO), "--host", "127.0.0.1", "--port", str(port)]
+def demo_server(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    server.kill()
-                    pytest.fail(f"llmux serve did not start:\n{server.communicate()[0]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        if server.stdout:
-            server.stdout.close()
+    with serve_process(DEMO, tmp_path / "serve.log", env=env, cwd=REPO) as server:
+        yield server.url
 
 
 @pytest.mark.slow
