@@ -301,3 +301,24 @@ async def test_virtual_models_of_one_physical_model_share_one_load(demo_client):
         resp = await demo_client.post("/v1/chat/completions", headers=AUTH, json=chat(name))
         assert resp.status == 200
     assert RECORDS["qwen3.5-9b-fp8"].loads == loads + 1
+
+
+async def test_a_non_streaming_client_that_leaves_stops_its_generation(make_client):
+    import asyncio
+
+    import aiohttp
+
+    models = demo_models()
+    models["physical"]["qwen3.5-4b"]["options"] = {"token_delay": 0.02, "repeat": 10_000}
+    client = await make_client(models)
+    before = RECORDS["qwen3.5-4b"].cancelled if "qwen3.5-4b" in RECORDS else 0
+    with pytest.raises(asyncio.TimeoutError):
+        await client.post("/v1/chat/completions", headers=AUTH, json=chat("qwen3.5-4b-instruct"),
+                          timeout=aiohttp.ClientTimeout(total=0.3))
+    for _ in range(50):  # the runtime sees the cancellation and the lease ends, within 1 s
+        health = await (await client.get("/health")).json()
+        if RECORDS["qwen3.5-4b"].cancelled > before and health["loaded"][0]["in_flight"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert RECORDS["qwen3.5-4b"].cancelled == before + 1
+    assert health["loaded"][0]["in_flight"] == 0

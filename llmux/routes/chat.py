@@ -9,7 +9,7 @@ import time
 from aiohttp import web
 
 from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, METRICS
-from ..bridge import EventBridge
+from ..bridge import EventBridge, run_to_completion
 from ..errors import LlmuxError
 from ..openai.chat import include_usage, parse_chat_request
 from ..openai.completions import Accumulator, SseEncoder, completion_id
@@ -39,31 +39,40 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     if formats is not None and physical.chat_format:
         chat = dataclasses.replace(chat, chat_format=formats.get(physical.chat_format))
 
-    metrics = app[METRICS]
     started = time.perf_counter()
     async with app[MANAGER].lease(physical.name) as lease:
         cancel = Cancellation()
-        bridge = EventBridge(
-            lambda: lease.backend.infer(physical, lease.handle, chat, cancel),
-            cancel,
-            app[EXECUTOR],
-        )
+
+        def generate():
+            return lease.backend.infer(physical, lease.handle, chat, cancel)
+
+        if not chat.stream:
+            return await _complete(request, generate, cancel, chat, started)
+        bridge = EventBridge(generate, cancel, app[EXECUTOR])
         try:
-            if chat.stream:
-                return await _stream(request, bridge, chat, usage_wanted, started)
-            return await _complete(bridge, chat, started, metrics)
+            return await _stream(request, bridge, chat, usage_wanted, started)
         finally:
             await bridge.aclose()
 
 
-async def _complete(bridge: EventBridge, chat: ChatRequest, started: float, metrics):
-    acc = Accumulator()
-    first = True
-    async for batch in bridge:
-        if first:
-            metrics.observe_ttft(chat.model, time.perf_counter() - started)
-            first = False
-        acc.add(batch)
+async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
+                    started: float) -> web.Response:
+    """The whole answer in one trip to a worker thread and back."""
+
+    def collect() -> tuple[Accumulator, float | None]:
+        acc, first = Accumulator(), None
+        for event in generate():
+            if first is None:
+                first = time.perf_counter()
+            acc.add((event,))
+            if cancel.cancelled:
+                break
+        return acc, first
+
+    acc, first = await run_to_completion(request.app[EXECUTOR], collect, cancel)
+    metrics = request.app[METRICS]
+    if first is not None:
+        metrics.observe_ttft(chat.model, first - started)
     if acc.usage:
         metrics.add_tokens(chat.model, acc.usage.completion_tokens)
     return web.json_response(acc.response(chat.model))
