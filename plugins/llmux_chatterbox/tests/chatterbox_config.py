@@ -45,8 +45,18 @@ def plugin_manager():
     """llmux's built-ins plus this plugin only (other installed plugins stay out)."""
     import llmux_chatterbox
 
-    from llmux.plugins import get_plugin_manager
+    from llmux.testing import plugin_manager as built_ins_and
 
-    pm = get_plugin_manager(load_entry_points=False)
-    pm.register(llmux_chatterbox, name="chatterbox")
-    return pm
+    return built_ins_and(chatterbox=llmux_chatterbox)
+
+
+# Known third-party deprecations inside chatterbox's model code (torch, transformers,
+# diffusers), raised in llmux's worker threads while the tests run; librosa.load asks
+# audioread for its backends, which import aifc, sunau and audioop.
+THIRD_PARTY_WARNINGS = (
+    "ignore:`LoRACompatibleLinear` is deprecated:FutureWarning",
+    "ignore:`past_key_values` is deprecated:FutureWarning",
+    "ignore:`torch.backends.cuda.sdp_kernel\\(\\)` is deprecated",
+    "ignore:pkg_resources is deprecated:UserWarning",
+    "ignore:'(aifc|sunau|audioop)' is deprecated:DeprecationWarning",
+)

@@ -10,18 +10,9 @@ from __future__ import annotations
 import numpy as np
 import openai
 import pytest
-from chatterbox_config import CAPS, LANGUAGES
+from chatterbox_config import CAPS, LANGUAGES, THIRD_PARTY_WARNINGS
 
-pytestmark = [
-    # Known third-party deprecations inside chatterbox's model code (torch, transformers,
-    # diffusers); they are raised in llmux's worker threads while these tests run.
-    pytest.mark.filterwarnings("ignore:`LoRACompatibleLinear` is deprecated:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:`past_key_values` is deprecated:FutureWarning"),
-    pytest.mark.filterwarnings("ignore:`torch.backends.cuda.sdp_kernel\\(\\)` is deprecated"),
-    pytest.mark.filterwarnings("ignore:pkg_resources is deprecated:UserWarning"),
-    # librosa.load asks audioread for its backends, which import aifc, sunau and audioop.
-    pytest.mark.filterwarnings("ignore:'(aifc|sunau|audioop)' is deprecated:DeprecationWarning"),
-]
+pytestmark = [pytest.mark.filterwarnings(f) for f in THIRD_PARTY_WARNINGS]
 
 RATE = 24000
 SAMPLES_PER_TOKEN = 960  # S3Gen: 25 speech tokens per second of 24 kHz audio

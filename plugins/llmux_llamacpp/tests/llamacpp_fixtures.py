@@ -18,7 +18,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import llmux_llamacpp  # noqa: E402
 from llamacpp_tiny import write_mmproj, write_text_model  # noqa: E402
 from llmux.config import load_config  # noqa: E402
-from llmux.plugins import get_plugin_manager  # noqa: E402
 from llmux.runtime import Runtimes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
@@ -114,9 +113,9 @@ def models_yaml(tiny_dir: Path) -> dict:
 @pytest.fixture(scope="session")
 def plugin_manager():
     """Built-ins plus this plugin (the entry-point discovery has its own test)."""
-    pm = get_plugin_manager(load_entry_points=False)
-    pm.register(llmux_llamacpp, name="llamacpp")
-    return pm
+    from llmux.testing import plugin_manager as built_ins_and
+
+    return built_ins_and(llamacpp=llmux_llamacpp)
 
 
 @pytest.fixture(scope="session")

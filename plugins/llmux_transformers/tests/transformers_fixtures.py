@@ -85,11 +85,9 @@ def models_yaml(models_dir: Path, **options) -> dict:
 def plugin_manager():
     """llmux's built-ins plus this plugin only (other installed plugins stay out)."""
     import llmux_transformers
-    from llmux.plugins import get_plugin_manager
+    from llmux.testing import plugin_manager as built_ins_and
 
-    pm = get_plugin_manager(load_entry_points=False)
-    pm.register(llmux_transformers, name="transformers")
-    return pm
+    return built_ins_and(transformers=llmux_transformers)
 
 
 @pytest.fixture(scope="session")
