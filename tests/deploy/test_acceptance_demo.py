@@ -56,7 +56,7 @@ def test_acceptance_fails_on_a_wrong_key(demo_server):
 def test_acceptance_helpers():
     sys.path.insert(0, str(REPO / "scripts"))
     try:
-        import acceptance
+        import acceptance_material as acceptance
     finally:
         sys.path.pop(0)
     png = acceptance.png_square()
