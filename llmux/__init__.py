@@ -30,6 +30,7 @@ from .types import (
     TranscriptionRequest,
     Usage,
     VirtualModel,
+    VramEstimate,
 )
 
 __version__ = "0.1.0"
@@ -41,5 +42,5 @@ __all__ = [
     "Finish", "InsufficientVram", "InvalidRequest", "LlmuxError", "ModelLoadError",
     "PhysicalModel", "ReasoningDelta", "SamplingParams", "Segment", "Speech", "SpeechRequest",
     "ToolCallDelta", "Transcription", "TranscriptionRequest", "Usage", "VirtualModel",
-    "hookimpl",
+    "VramEstimate", "hookimpl",
 ]

@@ -233,16 +233,6 @@ def _check_references(models: dict) -> list[str]:
         where = f"{MODELS_FILE}::{json_path(['physical', name])}"
         if entry["type"] == "llm" and "chat_format" not in entry:
             errors.append(f"{where}: an llm model needs 'chat_format' (e.g. qwen3_5, gpt_oss, plain)")
-    budget = models.get("vram", {}).get("budget_gb")
-    if budget is not None:
-        usable = budget - models.get("vram", {}).get("reserve_gb", 0.5)
-        for name, entry in physical.items():
-            if entry["vram_gb"] > usable:
-                errors.append(
-                    f"{MODELS_FILE}::{json_path(['physical', name, 'vram_gb'])}: "
-                    f"{entry['vram_gb']} GB cannot fit the VRAM budget of {usable:g} GB "
-                    f"(budget_gb {budget:g} minus reserve_gb)"
-                )
     for index, name in enumerate(models.get("server", {}).get("preload", [])):
         if name not in physical:
             errors.append(
@@ -309,7 +299,8 @@ def _build(directory: Path, models: dict, keys: dict) -> Config:
         caps = e.get("capabilities", {})
         physical[name] = PhysicalModel(
             name=name, type=e["type"], backend=e["backend"], path=e["path"],
-            models_dir=models_dir, vram_gb=float(e["vram_gb"]),
+            models_dir=models_dir,
+            vram_gb=float(e["vram_gb"]) if e.get("vram_gb") is not None else None,
             vision=caps.get("vision", False), tools=caps.get("tools", False),
             chat_format=e.get("chat_format"), options=e.get("options", {}),
             source=e.get("source"),

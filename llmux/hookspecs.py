@@ -24,6 +24,7 @@ from .types import (
     PhysicalModel,
     Speech,
     Transcription,
+    VramEstimate,
 )
 
 PROJECT = "llmux"
@@ -50,12 +51,29 @@ def chat_formats(register: Callable[[str, Any], None]) -> None:
 
 
 @hookspec(firstresult=True)
-def estimate_vram(model: PhysicalModel) -> float | None:
-    """Return the VRAM in GB that ``model`` will need once loaded, or ``None`` if unknown.
+def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate | float | None:
+    """Return the VRAM ``model`` needs once loaded, with ``context`` tokens of context.
 
-    Read the real files (weight sizes, quantisation) and add what the configured context
-    costs (KV cache, activations). Must not load weights or touch a GPU. May raise
+    ``context`` is None for the model's own configured context. Return a
+    :class:`llmux.VramEstimate` (GiB, the context it is for, and the parts), a plain float
+    (GiB), or ``None`` if unknown. Read the real files (weight sizes, quantisation as it will
+    sit on the device) and add what the context costs (KV cache, recurrent state, the
+    activations of one prefill step). Must not load weights or touch a GPU; it is called
+    several times per model (the core searches the largest context that fits the budget),
+    so cache what is slow to read. Count nothing that is never loaded, and never the CUDA
+    context (the budget's ``reserve_gb`` holds that). May raise
     :class:`llmux.errors.ModelLoadError` if the files are missing or unreadable.
+    """
+
+
+@hookspec(firstresult=True)
+def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
+    """Return the device memory (GiB) the loaded ``handle`` holds, by the runtime's own count.
+
+    Use the runtime's accounting (the bytes of the model's tensors on the GPU, llama.cpp's
+    buffer sizes), never the whole device's free memory, which other models and the CUDA
+    context move too. Return ``None`` when the model is not on a GPU or the runtime cannot
+    tell. Called once after each load; must be quick and must not allocate.
     """
 
 
@@ -99,4 +117,6 @@ def infer(
     """
 
 
-HOOK_NAMES = ("backends", "chat_formats", "estimate_vram", "load", "unload", "infer")
+HOOK_NAMES = (
+    "backends", "chat_formats", "estimate_vram", "measure_vram", "load", "unload", "infer",
+)

@@ -19,6 +19,7 @@ from .types import (
     ChatEvent,
     InferRequest,
     PhysicalModel,
+    VramEstimate,
 )
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,16 @@ class Backend:
     def name(self) -> str:
         return self.info.name
 
-    def estimate_vram(self, model: PhysicalModel) -> float | None:
-        return self._hooks.estimate_vram(model=model)
+    def estimate_vram(self, model: PhysicalModel, context: int | None = None) -> VramEstimate | None:
+        """The plugin's estimate at ``context`` (None: configured), as a VramEstimate."""
+        value = self._hooks.estimate_vram(model=model, context=context)
+        if value is None or isinstance(value, VramEstimate):
+            return value
+        return VramEstimate(float(value), context)
+
+    def measure_vram(self, model: PhysicalModel, handle: Any) -> float | None:
+        value = self._hooks.measure_vram(model=model, handle=handle)
+        return None if value is None else float(value)
 
     def load(self, model: PhysicalModel, device: str | None = None) -> Any:
         handle = self._hooks.load(model=model, device=device)
@@ -72,7 +81,7 @@ class Backend:
 class _Hooks:
     def __init__(self, pm: pluggy.PluginManager, owner: object):
         others = [p for p in pm.get_plugins() if p is not owner]
-        for name in ("estimate_vram", "load", "unload", "infer"):
+        for name in ("estimate_vram", "measure_vram", "load", "unload", "infer"):
             setattr(self, name, pm.subset_hook_caller(name, remove_plugins=others))
 
 

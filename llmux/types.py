@@ -45,12 +45,17 @@ class PhysicalModel:
     backend: str
     path: str  # relative to models_dir
     models_dir: Path
-    vram_gb: float  # configured estimate
+    # The operator's figure (models.yaml ``vram_gb``): the VRAM this model may take; llmux
+    # fits the context within it. None: the size is the plugin's estimate (estimate_vram).
+    vram_gb: float | None = None
     vision: bool = False
     tools: bool = False
     chat_format: str | None = None
     options: Mapping[str, Any] = field(default_factory=dict)  # validated by the backend's schema
     source: Mapping[str, Any] | None = None  # what scripts/download_models.sh fetches
+    # The context (tokens) llmux fitted for this model on this budget: set by the core before
+    # ``load``; when set, the plugin must load with this context instead of its own option.
+    context: int | None = None
 
     @property
     def location(self) -> Path:
@@ -70,6 +75,29 @@ class VirtualModel:
     @property
     def type(self) -> ModelType:
         return self.physical.type
+
+
+@dataclass(frozen=True)
+class VramEstimate:
+    """What ``estimate_vram`` may return: the VRAM a model needs at one context length.
+
+    ``gb`` is the total in GiB (the unit GPU memory is counted in) with ``context`` tokens of
+    context; ``context`` is None for a model without one (speech-to-text, text-to-speech).
+    ``parts`` breaks ``gb`` down for logs and ``check-config`` (e.g. weights, kv_cache,
+    activations); ``note`` says how the model will be loaded (e.g. "fp8 on load").
+    """
+
+    gb: float
+    context: int | None = None
+    parts: Mapping[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in self.parts.items())
+        text = f"{self.gb:.2f} GiB" + (f" ({parts})" if parts else "")
+        if self.context:
+            text += f" at {self.context} tokens"
+        return text + (f"; {self.note}" if self.note else "")
 
 
 # --------------------------------------------------------------------------- requests

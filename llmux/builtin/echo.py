@@ -10,7 +10,11 @@ the gateway benchmark exercise the real core. Its options (models.yaml ``options
 - ``token_delay``: seconds between tokens (default 0);
 - ``reasoning``: emit reasoning before the answer when the behaviour thinks (default true);
 - ``transcript``: the ASR text (default: describes the audio received);
-- ``seconds_per_char``: TTS audio length per input character (default 0.06).
+- ``seconds_per_char``: TTS audio length per input character (default 0.06);
+- ``context``, ``weights_gb``, ``kv_gb_per_1k_tokens``: a size that grows with the context
+  (``weights_gb + kv_gb_per_1k_tokens x context / 1024``) instead of the fixed ``vram_gb``,
+  so the core's context fitting can be exercised; a prompt (counted in words) over the
+  fitted context is refused like a real runtime refuses it.
 
 Every load, unload, request and cancellation is counted in :data:`RECORDS`, so tests can
 assert what happened inside the runtime.
@@ -41,6 +45,7 @@ from ..types import (
     Transcription,
     TranscriptionRequest,
     Usage,
+    VramEstimate,
 )
 SAMPLE_RATE = 24000
 OPTIONS_SCHEMA = {
@@ -57,6 +62,9 @@ OPTIONS_SCHEMA = {
         "transcript": {"type": "string"},
         "seconds_per_char": {"type": "number", "exclusiveMinimum": 0},
         "languages": {"type": "array", "items": {"type": "string"}},
+        "context": {"type": "integer", "minimum": 16},
+        "weights_gb": {"type": "number", "minimum": 0},
+        "kv_gb_per_1k_tokens": {"type": "number", "minimum": 0},
     },
 }
 
@@ -113,8 +121,19 @@ def backends() -> list[BackendInfo]:
 
 
 @hookimpl
-def estimate_vram(model: PhysicalModel) -> float | None:
-    return model.vram_gb
+def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate | float | None:
+    opts = model.options
+    if "weights_gb" not in opts:
+        return model.vram_gb
+    context = context or opts.get("context", 4096)
+    kv = opts.get("kv_gb_per_1k_tokens", 0.0) * context / 1024
+    return VramEstimate(opts["weights_gb"] + kv, context,
+                        {"weights": opts["weights_gb"], "kv_cache": kv})
+
+
+@hookimpl
+def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
+    return None  # echo holds no device memory
 
 
 @hookimpl
@@ -174,7 +193,18 @@ def _chat(model: PhysicalModel, request: ChatRequest, cancel: Cancellation) -> I
         raise InvalidRequest(
             f"model {request.model!r} does not accept images", param="messages"
         )
+    context = model.context or model.options.get("context")
+    prompt_tokens = _prompt_tokens(request, images)
+    if context and prompt_tokens >= context:
+        raise InvalidRequest(
+            f"the prompt is {prompt_tokens} tokens; model {request.model!r} takes at most "
+            f"{context} tokens of context", param="messages", code="context_length_exceeded")
     return _generate(model, request, cancel, images)
+
+
+def _prompt_tokens(request: ChatRequest, images: int) -> int:
+    words = sum(len(_text_of(m.get("content")).split()) + 4 for m in request.messages)
+    return words + 16 * images
 
 
 def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) -> Iterator:
@@ -182,8 +212,7 @@ def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) ->
     rec.enter()
     opts = model.options
     delay = opts.get("token_delay", 0)
-    prompt_tokens = sum(len(_text_of(m.get("content")).split()) + 4 for m in request.messages)
-    prompt_tokens += 16 * images
+    prompt_tokens = _prompt_tokens(request, images)
     limit = request.sampling.max_tokens
     produced = 0
     cancelled = False

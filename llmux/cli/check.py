@@ -18,16 +18,6 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _estimate(runtimes, model) -> tuple[float | None, str]:
-    try:
-        value = runtimes.get(model.backend).estimate_vram(model)
-    except Exception as exc:  # files missing on this machine, unreadable header, ...
-        return None, f"n/a ({str(exc).splitlines()[0][:60]})"
-    if value is None:
-        return None, "n/a"
-    return value, f"{value:.1f}"
-
-
 def run(args: argparse.Namespace) -> int:
     from ..config import load_config, resolve_config_dir
     from ..errors import ConfigError
@@ -49,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     budget = config.budget_gb
     usable = None if budget is None else budget - config.reserve_gb
     print(f"models_dir: {config.models_dir}; VRAM budget: "
-          + (f"{budget:g} GB, {usable:g} GB usable" if budget else "from the GPU at start"))
+          + (f"{budget:g} GiB, {usable:g} GiB usable (reserve {config.reserve_gb:g})"
+             if budget else "from the GPU at start"))
     print()
     width = max(len(v) for v in config.virtual)
     pwidth = max(len(p) for p in config.physical)
@@ -58,17 +49,49 @@ def run(args: argparse.Namespace) -> int:
         p = v.physical
         print(f"{v.name:<{width}} -> {p.name:<{pwidth}} -> {p.backend:<12} {p.type:<4}")
     print()
-    print(f"{'physical':<{pwidth}}  {'configured GB':>13}  estimated GB")
-    too_big = []
-    for p in config.physical.values():
-        estimate, shown = (None, "n/a (--schema-only)") if runtimes is None else _estimate(runtimes, p)
-        print(f"{p.name:<{pwidth}}  {p.vram_gb:>13.1f}  {shown}")
-        if usable is not None and estimate is not None and estimate > usable:
-            too_big.append(f"{p.name}: estimated {estimate:.1f} GB exceeds the usable "
-                           f"{usable:g} GB budget")
-    if too_big:
-        print(file=sys.stderr)
-        for line in too_big:
-            print(f"error: {line}", file=sys.stderr)
-        return 1
+    if runtimes is None:
+        print("sizes: not checked (--schema-only)")
+        return 0
+    _sizes(config, runtimes, usable, pwidth)
     return 0
+
+
+def _sizes(config, runtimes, usable, pwidth) -> None:
+    """Each model's true size at its fitted context, its problems, and co-residency."""
+    from ..residency import describe, residency
+    from ..sizing import fit_model
+
+    fits = {p.name: fit_model(runtimes.get(p.backend), p, usable)
+            for p in config.physical.values()}
+    print(f"{'physical':<{pwidth}}  {'GiB':>6}  {'from':<8} {'context':<22} how")
+    notes = []
+    for name, f in fits.items():
+        ctx = "" if f.context is None else str(f.context)
+        if f.fitted:
+            ctx = f"{f.context} (of {f.configured_context})"
+        how = f.estimate.note if f.estimate else ""
+        configured = config.physical[name].vram_gb
+        print(f"{name:<{pwidth}}  {f.gb:>6.2f}  {f.source:<8} {ctx:<22} {how}")
+        if f.problem:
+            notes.append(f"cannot fit: {f.problem}")
+        if f.error:
+            notes.append(f"{name}: no estimate ({f.error[:120]})"
+                         + (f"; counting vram_gb {configured:g}" if configured else ""))
+        if f.warning:
+            notes.append(f"warning: {f.warning}")
+        if f.fitted:
+            notes.append(f"{name}: context fitted to {f.context} tokens (configured "
+                         f"{f.configured_context}) to fit {usable:g} GiB; longer prompts get "
+                         "400 context_length_exceeded")
+    for line in notes:
+        print(f"  {line}")
+    if usable is None:
+        return
+    sizes = {n: f.gb for n, f in fits.items()}
+    print()
+    print("co-residency with the voice models (TST-016, 017, 018; 019 holds for every LLM "
+          "that fits alone):")
+    for r in residency(config.physical, sizes, usable):
+        print(f"  {describe(r, sizes, usable)}")
+
+

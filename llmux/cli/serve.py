@@ -19,6 +19,17 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: systemd's RestartPreventExitStatus does not retry it
+
+
+def placeholder_keys(config) -> list[str]:
+    """The names of keys still set to the shipped examples (``replace-me…``)."""
+    return [k.name for k in config.keys if k.key.lower().startswith(PLACEHOLDER_PREFIX)]
+
+
+PLACEHOLDER_PREFIX = "replace-me"
+
+
 def run(args: argparse.Namespace) -> int:
     # libgomp (llama.cpp's and torch's CPU backends) lets idle OpenMP workers spin; in a
     # server whose model threads are reused that spinning takes the cores from decoding
@@ -41,7 +52,14 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.errors:
             log.error("  %s", line)
         log.error("run `llmux check-config %s` after fixing it", directory)
-        return 1
+        return EXIT_CONFIG
+    placeholders = placeholder_keys(config)
+    if placeholders:
+        log.error("api_keys.yaml in %s still holds the example keys of %s: refusing to serve "
+                  "with keys anyone can read. Generate real ones with `llmux keys add NAME "
+                  "--config %s` (and remove the examples with `llmux keys remove NAME`)",
+                  directory, ", ".join(placeholders), directory)
+        return EXIT_CONFIG
     for line in missing:
         log.warning("%s; its models are listed but answer 503 until it is installed", line)
     from ..app import run as run_app

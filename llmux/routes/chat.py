@@ -44,7 +44,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         cancel = Cancellation()
 
         def generate():
-            return lease.backend.infer(physical, lease.handle, chat, cancel)
+            return lease.backend.infer(lease.model, lease.handle, chat, cancel)
 
         if not chat.stream:
             return await _complete(request, generate, cancel, chat, started)

@@ -11,7 +11,7 @@ from ..types import VirtualModel
 routes = web.RouteTableDef()
 
 
-def model_json(virtual: VirtualModel, installed: bool, created: int) -> dict:
+def model_json(virtual: VirtualModel, installed: bool, created: int, fit=None) -> dict:
     physical = virtual.physical
     behaviour = {
         k: v
@@ -23,7 +23,7 @@ def model_json(virtual: VirtualModel, installed: bool, created: int) -> dict:
         )
         if v is not None
     }
-    return {
+    body = {
         "id": virtual.name,
         "object": "model",
         "created": created,
@@ -36,6 +36,13 @@ def model_json(virtual: VirtualModel, installed: bool, created: int) -> dict:
         "behaviour": behaviour,
         "description": virtual.description or physical.options.get("description", ""),
     }
+    if fit is not None:  # the context it serves on this budget (fitted where it had to be)
+        if fit.context is not None:
+            body["context_length"] = fit.context
+        if fit.problem:
+            body["available"] = False
+            body["unavailable_reason"] = fit.problem
+    return body
 
 
 def _created(request: web.Request) -> int:
@@ -46,8 +53,10 @@ def _created(request: web.Request) -> int:
 async def list_models(request: web.Request) -> web.Response:
     config, runtimes = request.app[CONFIG], request.app[RUNTIMES]
     created = _created(request)
+    manager = request.app[MANAGER]
     data = [
-        model_json(v, runtimes.has(v.physical.backend), created) for v in config.virtual.values()
+        model_json(v, runtimes.has(v.physical.backend), created, manager.fit_of(v.physical.name))
+        for v in config.virtual.values()
     ]
     return web.json_response({"object": "list", "data": data})
 
@@ -59,7 +68,8 @@ async def get_model(request: web.Request) -> web.Response:
     if virtual is None:
         raise ModelNotFound(f"the model {name!r} does not exist", param="model")
     installed = request.app[RUNTIMES].has(virtual.physical.backend)
-    return web.json_response(model_json(virtual, installed, _created(request)))
+    fit = request.app[MANAGER].fit_of(virtual.physical.name)
+    return web.json_response(model_json(virtual, installed, _created(request), fit))
 
 
 @routes.get("/health")
@@ -72,5 +82,8 @@ async def health(request: web.Request) -> web.Response:
         **snapshot,
         "backends": runtimes.names,
         "models": {"virtual": len(config.virtual), "physical": len(config.physical)},
+        # each physical model's size, fitted context and why it cannot be served, if so
+        "sizes": {name: fit.to_json() for name in config.physical
+                  if (fit := request.app[MANAGER].fit_of(name)) is not None},
     }
     return web.json_response(body)

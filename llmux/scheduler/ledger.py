@@ -15,7 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Mapping
 
+from dataclasses import replace
+
 from ..errors import LlmuxError, ModelLoadError
+from ..sizing import Fit, fit_model
 from ..types import PhysicalModel
 from .gpu import Gpu
 from .lease import Slot, is_oom
@@ -36,8 +39,8 @@ class Ledger:
         self.metrics = metrics
         self.release_timeout_s = release_timeout_s
         self.loaded: dict[str, Slot] = {}
-        self.estimates: dict[str, float | None] = {}
-        self.measured: dict[str, float] = {}  # kept after an unload, for later decisions
+        self.fits: dict[str, Fit] = {}  # size and fitted context, once per model
+        self.measured: dict[str, float] = {}  # by the plugin's own count; kept after unload
         self.events: deque[dict] = deque(maxlen=100_000)  # what happened, for tests
         self.last_load_seconds = 1.0
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="llmux-model")
@@ -51,9 +54,11 @@ class Ledger:
         return sum(s.vram_gb for s in self.loaded.values())
 
     def vram_of(self, name: str) -> float:
-        """The largest of configured, estimated and measured VRAM."""
-        model = self.physical[name]
-        return max(model.vram_gb, self.estimates.get(name) or 0.0, self.measured.get(name, 0.0))
+        """The model's size (sizing.Fit: estimate at its fitted context, or vram_gb), or what
+        the plugin measured once loaded, whichever is larger."""
+        fit = self.fits.get(name)
+        size = fit.gb if fit is not None else (self.physical[name].vram_gb or 0.0)
+        return max(size, self.measured.get(name, 0.0))
 
     def view(self) -> list[LoadedModel]:
         return [LoadedModel(n, s.model.type, s.vram_gb, s.in_flight)
@@ -77,14 +82,32 @@ class Ledger:
     async def in_thread(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
 
-    async def estimate(self, name: str) -> None:
-        """Ask the plugin once per model (cached); raises the load error it gives."""
+    async def fit(self, name: str) -> Fit:
+        """Size ``name`` once (cached): the estimate at the largest context that fits the
+        usable budget. The model the plugin loads carries that context."""
+        if name in self.fits:
+            return self.fits[name]
         model = self.physical[name]
-        try:
-            value = await self.in_thread(self.runtimes.get(model.backend).estimate_vram, model)
-        except Exception as exc:
-            raise load_error(model, exc, "estimating its VRAM") from exc
-        self.estimates[name] = float(value) if value is not None else None
+        backend = self.runtimes.get(model.backend)
+        usable = None if math.isinf(self.usable_gb) else self.usable_gb
+        result = await self.in_thread(fit_model, backend, model, usable)
+        self.fits[name] = result
+        if result.context is not None and result.context != model.context:
+            self.physical[name] = replace(model, context=result.context)
+        if result.error:
+            log.warning("%s: no VRAM estimate (%s); counting %.2f GiB", name, result.error,
+                        result.gb)
+        else:
+            log.info("%s: %s", name, result.describe())
+        return result
+
+    async def fit_all(self) -> None:
+        for name in self.physical:
+            if self.runtimes.has(self.physical[name].backend):
+                try:
+                    await self.fit(name)
+                except Exception:  # one plugin's bug must not stop the others
+                    log.exception("sizing %s failed", name)
 
     def free_gb(self) -> float | None:
         mem = self.gpu.memory() if self.gpu.available else None
@@ -144,7 +167,6 @@ class Ledger:
         once. A failure leaves the ledger as it was (but for the OOM evictions)."""
         backend = self.runtimes.get(model.backend)
         for attempt in (1, 2):
-            before = self.free_gb()
             started = time.monotonic()
             try:
                 handle = await self.in_thread(backend.load, model, None)
@@ -164,16 +186,21 @@ class Ledger:
                 if self.metrics:
                     self.metrics.model_load_failed(model.name)
                 raise load_error(model, exc, "loading it") from exc
-            return self._loaded(model, backend, handle, before, time.monotonic() - started, reason)
+            return self._loaded(model, backend, handle, time.monotonic() - started, reason)
         raise AssertionError("unreachable")
 
-    def _loaded(self, model, backend, handle, before, seconds, reason) -> Slot:
+    def _loaded(self, model, backend, handle, seconds, reason) -> Slot:
         self.last_load_seconds = seconds
-        after = self.free_gb()
-        if before is not None and after is not None:
-            self.measured[model.name] = round(max(0.0, before - after), 3)
+        try:  # the plugin's own count, never whole-device free memory (CUDA context, others)
+            measured = backend.measure_vram(model, handle)
+        except Exception:
+            log.exception("measuring %s raised; using its estimate", model.name)
+            measured = None
+        if measured is not None:
+            self.measured[model.name] = round(measured, 3)
+        fit = self.fits.get(model.name)
         slot = Slot(model, backend, handle, self.vram_of(model.name),
-                    self.estimates.get(model.name), self.measured.get(model.name), time.time())
+                    fit.gb if fit else None, self.measured.get(model.name), time.time())
         self.loaded[model.name] = slot
         log.info("loaded %s (%s, %.1f GB) in %.2f s", model.name, model.type, slot.vram_gb, seconds)
         self.events.append({"event": "load", "model": model.name})

@@ -62,9 +62,9 @@ class ModelManager:
             raise ServiceUnavailable("llmux is shutting down", retry_after=5)
         model = self._model(name)
         self.runtimes.get(model.backend)  # BackendNotInstalled, before any wait
-        usable = self.ledger.usable_gb
-        if model.vram_gb > usable:
-            raise InsufficientVram(decide([], name, model.type, model.vram_gb, usable).message)
+        fit = self.ledger.fits.get(name)
+        if fit is not None and fit.problem:
+            raise InsufficientVram(fit.problem)
         self._ensure_task()
         slot = self.ledger.loaded.get(name)
         if slot is not None and not (slot.unloading or self._unscanned or name in self._doomed):
@@ -83,7 +83,9 @@ class ModelManager:
             self._kick.set()
 
     async def start(self, preload: Iterable[str] = ()) -> None:
-        """Start the admitter and load the ``preload`` models (a failure is logged only)."""
+        """Size every model, start the admitter and load the ``preload`` models (a failure
+        is logged only)."""
+        await self.ledger.fit_all()
         self._ensure_task()
         for name in preload:
             try:
@@ -130,6 +132,14 @@ class ModelManager:
 
     def vram_of(self, name: str) -> float:
         return self.ledger.vram_of(name)
+
+    def fit_of(self, name: str):
+        """The model's :class:`llmux.sizing.Fit`, once sized (at start), else None."""
+        return self.ledger.fits.get(name)
+
+    def model(self, name: str) -> PhysicalModel:
+        """The physical model as it is loaded: with its fitted context."""
+        return self._model(name)
 
     # ------------------------------------------------------------------ waiting
 
@@ -213,11 +223,14 @@ class ModelManager:
     async def _step(self) -> bool:
         """Grant what can be granted; carry out at most one load or unload. True if it did."""
         for w in list(self._queue):
-            if w.kind == "lease" and w.name not in self.ledger.estimates and not w.future.done():
+            if w.kind == "lease" and w.name not in self.ledger.fits and not w.future.done():
                 try:
-                    await self.ledger.estimate(w.name)
+                    fit = await self.ledger.fit(w.name)
                 except LlmuxError as exc:
                     self._finish(w.name, exc=exc)
+                    continue
+                if fit.problem:
+                    self._finish(w.name, exc=InsufficientVram(fit.problem))
         plan = self._scan()
         if plan is None:
             return False

@@ -43,6 +43,12 @@ class FlakyPlugin:
         return model.vram_gb
 
     @hookimpl
+    def measure_vram(self, model, handle):
+        """The fake device's own count of this model's allocation (as torch's would be)."""
+        gpu = STATE.gpu
+        return None if gpu is None else gpu.allocations.get(model.name)
+
+    @hookimpl
     def load(self, model, device):
         s = STATE
         with s.lock:

@@ -152,7 +152,7 @@ async def test_errors_before_any_wait(manager):
                                               **{**echo_model("x", "llm", 1).__dict__,
                                                  "backend": "missing"})},
                        budget_gb=16, gpu=NoGpu())
-    with pytest.raises(InsufficientVram, match="can never be loaded"):
+    with pytest.raises(InsufficientVram, match="cannot be served on this GPU"):
         await big.acquire("huge")
     with pytest.raises(BackendNotInstalled):
         await big.acquire("x")
