@@ -1,6 +1,10 @@
 """Chat inference: render with the model's own chat template, generate in a thread, decode
 token by token keeping the special tokens the chat format parses, and yield chat events.
 
+Long prompts are prefilled in slices of ``prefill_chunk`` tokens (:mod:`.prefill`) in the
+generation thread, under the model's lock, before ``generate`` runs; a cancellation stops
+the prefill between slices.
+
 Hot path: the generation thread hands each new token id to a ``SimpleQueue``; the consumer
 (the core's worker thread pulling this iterator) decodes it incrementally (two short
 ``decode`` calls over a small window) and feeds the chat-format parser. Nothing else runs per
@@ -19,6 +23,7 @@ from llmux.errors import InvalidRequest
 from llmux.types import Cancellation, ChatEvent, ChatRequest, Usage
 
 from .loading import Plan
+from .prefill import DEFAULT_CHUNK, VISION_INPUTS, plan
 from .vision import Vision, image_parts
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ class ChatModel:
     plan: Plan
     max_context: int
     vision: Vision | None = None
+    prefill_chunk: int = DEFAULT_CHUNK  # prompt tokens per prefill forward (options.prefill_chunk)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -115,13 +121,19 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
     stop = threading.Event()
     streamer = _TokenQueue()
     gen_kwargs = _generation_kwargs(h, request, ids, inputs, stop, cancel, streamer, max_new)
+    image_token = h.vision.image_token_id if h.vision is not None else None
+    prefill = plan(h.model, gen_kwargs, h.prefill_chunk, image_token)
+    if prefill is not None:  # the prefill consumes the images; generate runs the last token
+        for key in VISION_INPUTS:
+            gen_kwargs.pop(key, None)
+        gen_kwargs["generation_config"].cache_implementation = None  # it gets our cache
     eos = set(_eos_ids(h))
     decoder = _Decoder(h.tokenizer)
     stops = _StopStrings(sampling.stop) if sampling.stop else None
     produced, last, reason = 0, None, "stop"
 
     thread = threading.Thread(
-        target=_generate_in_thread, args=(h.model, gen_kwargs, streamer),
+        target=_generate_in_thread, args=(h.model, gen_kwargs, streamer, prefill, cancel),
         name=f"llmux-generate-{h.name}", daemon=True,
     )
     if sampling.seed is not None:
@@ -169,11 +181,18 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
             log.error("%s: generation did not stop within %ss", h.name, JOIN_SECONDS)
 
 
-def _generate_in_thread(model: Any, kwargs: dict, streamer: "_TokenQueue") -> None:
+def _generate_in_thread(model: Any, kwargs: dict, streamer: "_TokenQueue", prefill: Any,
+                        cancel: Cancellation) -> None:
     import torch
 
     try:
         with torch.inference_mode():
+            if prefill is not None:
+                cache = prefill.run(cancel)
+                if cache is None:  # cancelled between slices: the consumer reports it
+                    return
+                kwargs[prefill.cache_arg] = cache
+                del prefill
             model.generate(**kwargs)
     except BaseException as exc:  # handed to the consumer, re-raised there
         streamer.queue.put(exc)

@@ -8,7 +8,14 @@ from typing import Any
 
 from llmux import hookimpl
 from llmux.errors import InvalidRequest, ModelLoadError
-from llmux.types import BackendInfo, Cancellation, ChatRequest, PhysicalModel, TranscriptionRequest
+from llmux.types import (
+    BackendInfo,
+    Cancellation,
+    ChatRequest,
+    PhysicalModel,
+    TranscriptionRequest,
+    VramEstimate,
+)
 
 from .asr import LANGUAGES
 from .checkpoint import Checkpoint
@@ -29,10 +36,27 @@ OPTIONS_SCHEMA = {
                         "description": "hard cap on the weights a load may allocate"},
         "allow_dequantise": {"type": "boolean",
                              "description": "MXFP4 on CUDA without kernels: dequantise "
-                                            "(if it fits) instead of failing"},
+                                            "(or, with quantize: mxfp4, load unquantised) "
+                                            "if it fits, instead of failing"},
+        "quantize": {"enum": ["fp8", "mxfp4"],
+                     "description": "quantise an unquantised checkpoint on load on CUDA: "
+                                    "fp8 (fine-grained FP8, compute capability >= 8.9), "
+                                    "mxfp4 (gpt-oss experts, Triton kernels); on CPU the "
+                                    "model loads unquantised"},
+        "quantize_keep": {"type": "array", "items": {"type": "string", "minLength": 1},
+                          "uniqueItems": True,
+                          "description": "modules left unquantised by quantize, besides "
+                                         "lm_head (transformers' modules_to_not_convert "
+                                         "patterns, e.g. model.visual, in_proj_a)"},
         "kernels_dir": {"type": "string",
                         "description": "local kernels cache holding the MXFP4 Triton kernels"},
-        "attn_implementation": {"enum": ["eager", "sdpa", "flash_attention_2"]},
+        "attn_implementation": {"enum": ["eager", "sdpa", "flash_attention_2", "llmux_sinks"],
+                                "description": "default: llmux_sinks for gpt-oss (eager "
+                                               "attention with sinks in bounded memory), "
+                                               "transformers' choice otherwise"},
+        "prefill_chunk": {"type": "integer", "minimum": 1,
+                          "description": "prompt tokens per prefill forward (default 1024); "
+                                         "bounds the prefill's activations"},
         "languages": {"type": "array", "items": {"enum": list(LANGUAGES)}, "minItems": 1,
                       "uniqueItems": True,
                       "description": "ASR: the languages offered (default: all 14)"},
@@ -52,24 +76,26 @@ def backends() -> list[BackendInfo]:
 
 
 @hookimpl
-def estimate_vram(model: PhysicalModel) -> float | None:
-    from .estimate import estimate, stays_quantised_on_gpu
+def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate:
+    from .estimate import GiB
+    from .loading import configured_context, estimate_model
 
-    ckpt = Checkpoint.open(model.location)
-    if model.type == "asr":
-        from .estimate import estimate_asr
+    est, p = estimate_model(model, context)
+    used = None
+    if model.type != "asr":
+        used = context or configured_context(model, Checkpoint.cached(model.location))
+    parts = {"weights": est.weights / GiB, "kv_cache": est.kv_cache / GiB,
+             "activations": est.activations / GiB}
+    return VramEstimate(round(est.gib, 4), used, parts, p.describe())
 
-        result = estimate_asr(ckpt, dtype=model.options.get("dtype", "bfloat16"))
-        log.debug("%s needs %s", model.name, result.describe())
-        return round(result.gib, 4)
-    result = estimate(
-        ckpt,
-        dtype=model.options.get("dtype", "bfloat16"),
-        context=model.options.get("max_context"),
-        dequantise=bool(ckpt.quant_method) and not stays_quantised_on_gpu(ckpt),
-    )
-    log.debug("%s needs %s", model.name, result.describe())
-    return round(result.gib, 4)
+
+@hookimpl
+def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
+    """The bytes of the model's parameters and buffers on a CUDA device (the torch
+    allocator's view of this model alone; the KV cache grows per request)."""
+    from .loading import resident_bytes
+
+    return resident_bytes(handle)
 
 
 @hookimpl
@@ -106,11 +132,13 @@ def _load_chat(model: PhysicalModel, ckpt: Checkpoint, device: str) -> Any:
         from .vision import load_vision
 
         vision = load_vision(str(ckpt.path), weights.config)
-    max_context = model.options.get("max_context") or int(
-        ckpt.text_config.get("max_position_embeddings") or 4096
-    )
-    log.info("loaded %s as %s", model.name, p.describe())
-    return ChatModel(model.name, weights, tokenizer, p, max_context, vision)
+    from .loading import configured_context
+    from .prefill import DEFAULT_CHUNK
+
+    max_context = configured_context(model, ckpt)
+    log.info("loaded %s as %s, %d tokens of context", model.name, p.describe(), max_context)
+    return ChatModel(model.name, weights, tokenizer, p, max_context, vision,
+                     prefill_chunk=model.options.get("prefill_chunk") or DEFAULT_CHUNK)
 
 
 @hookimpl

@@ -1,0 +1,133 @@
+"""Chunked prefill: the prompt goes through the model in slices of ``prefill_chunk`` tokens
+that fill the model's own cache, so every activation of the prefill (MoE and MLP
+intermediates, masks, attention scores, linear-attention chunks) scales with the slice, not
+with the prompt.
+
+All but the prompt's last token are prefilled here; ``generate`` then gets the full prompt
+and the cache and runs only the uncached tail (``GenerationMixin._prefill`` slices the input
+ids to ``len(prompt) - cache.get_seq_length()`` when the attention mask covers the whole
+prompt), so its first forward produces the first token's logits exactly as before, through
+the same logits processors and streamer. A prompt of at most one slice plus one token is not
+prefilled here at all: ``generate``'s own single forward is that slice.
+
+Images (Qwen3.5 vision): the images are encoded once, before the first slice; each slice
+gets the feature rows of the image tokens it holds (``mm_encoder_outputs``) and its part of
+the multimodal RoPE position ids, computed once over the whole prompt by the model's own
+``get_rope_index``, whose ``rope_deltas`` are left on the model for ``generate``'s tail. A
+transformers without ``mm_encoder_outputs`` gets image prompts unchunked.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_CHUNK = 1024
+#: What ``generate`` must not see again once the prefill has consumed the images.
+VISION_INPUTS = ("pixel_values", "image_grid_thw", "mm_token_type_ids")
+
+
+def cache_argument(model: Any) -> str:
+    """The name the model's forward (and ``generate``) take the cache under: ``cache`` since
+    transformers 5.x renamed it, ``past_key_values`` before."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+@dataclass
+class Prefill:
+    """One prompt's chunked prefill; :meth:`run` it in the generation thread."""
+
+    model: Any
+    input_ids: Any  # (1, prompt) on the model's device
+    chunk: int
+    vision: dict[str, Any]  # pixel_values, image_grid_thw, mm_token_type_ids (or empty)
+    image_token_id: int | None
+    cache_arg: str
+
+    @property
+    def tokens(self) -> int:
+        """How many prompt tokens the cache will hold: all but the last."""
+        return self.input_ids.shape[1] - 1
+
+    def run(self, cancel: Any) -> Any | None:
+        """Fill and return a new cache with the first :attr:`tokens` prompt tokens, or None
+        when ``cancel`` was set (checked before every slice). Call under inference mode."""
+        from transformers import DynamicCache
+
+        model = self.model
+        cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+        ids = self.input_ids[:, : self.tokens]
+        positions = self._positions()
+        images, image_mask = self._image_rows()
+        used = 0  # image rows handed to earlier slices
+        for start in range(0, self.tokens, self.chunk):
+            if cancel.cancelled:
+                return None
+            stop = min(self.tokens, start + self.chunk)
+            kwargs: dict[str, Any] = {self.cache_arg: cache}
+            if positions is not None:
+                kwargs["position_ids"] = positions[..., start:stop]
+            if images is not None:
+                count = int(image_mask[:, start:stop].sum())
+                if count:
+                    kwargs["mm_encoder_outputs"] = {"image": _pooled(images[used:used + count])}
+                    used += count
+            model(input_ids=ids[:, start:stop], use_cache=True, logits_to_keep=1, **kwargs)
+        return cache
+
+    def _positions(self) -> Any | None:
+        """The multimodal RoPE position ids ``(4, 1, prompt)`` of a Qwen3.5-style model
+        (text row, then T/H/W), with its ``rope_deltas`` set for ``generate``; None for
+        models that count positions from the cache themselves."""
+        import torch
+
+        inner = getattr(self.model, "model", None)
+        if not hasattr(inner, "get_rope_index") or not hasattr(inner, "rope_deltas"):
+            return None
+        ids = self.input_ids
+        text = torch.arange(ids.shape[1], device=ids.device).view(1, 1, -1)
+        if self.vision:
+            vision, deltas = inner.get_rope_index(
+                ids, mm_token_type_ids=self.vision["mm_token_type_ids"],
+                image_grid_thw=self.vision["image_grid_thw"],
+            )
+        else:  # a text prompt: no stale deltas from an earlier image prompt
+            vision = text.expand(3, 1, -1)
+            deltas = torch.zeros(1, 1, dtype=torch.long, device=ids.device)
+        inner.rope_deltas = deltas
+        return torch.cat([text, vision.to(ids.device)], dim=0)
+
+    def _image_rows(self) -> tuple[Any | None, Any | None]:
+        """The encoded images, one row per image token in prompt order, and the image-token
+        mask; (None, None) for a text prompt."""
+        import torch
+
+        if not self.vision:
+            return None, None
+        out = self.model.model.get_image_features(
+            self.vision["pixel_values"], self.vision["image_grid_thw"], return_dict=True
+        )
+        return torch.cat(list(out.pooler_output), dim=0), self.input_ids == self.image_token_id
+
+
+def _pooled(rows: Any) -> Any:
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    return BaseModelOutputWithPooling(pooler_output=[rows])
+
+
+def plan(model: Any, inputs: dict[str, Any], chunk: int,
+         image_token_id: int | None) -> Prefill | None:
+    """The prefill of ``inputs`` (``generate``'s keyword arguments), or None when
+    ``generate`` should prefill by itself: a prompt of at most one slice plus its last
+    token, chunking off (``chunk`` < 1), or an image prompt this transformers cannot
+    chunk."""
+    input_ids = inputs["input_ids"]
+    if chunk < 1 or input_ids.shape[1] - 1 <= chunk:
+        return None
+    vision = {k: inputs[k] for k in VISION_INPUTS if k in inputs}
+    if vision and "mm_encoder_outputs" not in inspect.signature(model.forward).parameters:
+        return None
+    return Prefill(model, input_ids, chunk, vision, image_token_id, cache_argument(model))
