@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from llmux import BackendInfo, InvalidRequest, ModelLoadError, hookimpl
-from llmux.types import Cancellation, PhysicalModel, SpeechRequest
+from llmux.types import Cancellation, PhysicalModel, SpeechRequest, VramEstimate
 
 from .options import OPTIONS_SCHEMA
 from .variants import GIB, VARIANTS, choose_device, free_memory
@@ -56,10 +56,32 @@ def _check_files(model: PhysicalModel) -> None:
 
 
 @hookimpl
-def estimate_vram(model: PhysicalModel) -> float | None:
+def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate:
+    """Weights at the dtype they run in on CUDA, plus a margin for synthesis (no context)."""
+    from .precision import load_dtype, sizing_device, weight_bytes
+
     _check_files(model)
-    weights_gb = _variant(model).weight_bytes(model.location) / GIB
-    return round(weights_gb * (1 + VRAM_MARGIN_FRACTION) + VRAM_MARGIN_GB, 2)
+    weights_gb = weight_bytes(_variant(model), model.location, model.options) / GIB
+    margin = weights_gb * VRAM_MARGIN_FRACTION + VRAM_MARGIN_GB
+    dtype = load_dtype(model.options, sizing_device(model.options))
+    return VramEstimate(round(weights_gb + margin, 2), None,
+                        {"weights": weights_gb, "working_memory": margin}, f"T3 in {dtype}")
+
+
+@hookimpl
+def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
+    """The bytes of the loaded modules' tensors on CUDA."""
+    import torch
+
+    tts = getattr(handle, "tts", None)
+    seen, total = set(), 0
+    for module in vars(tts).values() if tts is not None else ():
+        if isinstance(module, torch.nn.Module):
+            for t in [*module.parameters(), *module.buffers()]:
+                if t.device.type == "cuda" and t.data_ptr() not in seen:
+                    seen.add(t.data_ptr())
+                    total += t.numel() * t.element_size()
+    return total / GIB if seen else None
 
 
 @hookimpl

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 
 from llmux.errors import InvalidRequest
 
+from .precision import DEFAULT_DTYPE, DTYPES
 from .tokens import DEFAULT_MAX_SPEECH_TOKENS
 from .variants import MULTILINGUAL_LANGUAGES, VARIANTS
 
@@ -28,6 +29,10 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         },
         "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$",
                    "description": "auto (default): cuda when available, else cpu"},
+        "dtype": {"enum": list(DTYPES), "default": DEFAULT_DTYPE,
+                  "description": "T3's dtype on CUDA (float16/bfloat16 halve its weights); "
+                                 "S3Gen and the voice encoder stay float32, and on CPU all "
+                                 "of it does"},
         **{
             knob: {"type": "number", "minimum": lo, "maximum": hi, "default": KNOB_DEFAULTS[knob]}
             for knob, (lo, hi) in KNOB_RANGES.items()

@@ -12,6 +12,7 @@ from typing import Any
 from llmux.errors import InvalidRequest, LlmuxError
 from llmux.types import Cancellation, PhysicalModel, Speech, SpeechRequest
 
+from . import precision
 from .options import Knobs
 from .text import split_sentences
 from .tokens import Cancelled, TokenCap
@@ -41,6 +42,9 @@ class Handle:
 
     @classmethod
     def create(cls, model: PhysicalModel, variant: Variant, tts: Any, device: str) -> "Handle":
+        """The handle of a freshly loaded model, its T3 cast to ``options.dtype`` on CUDA
+        first (:mod:`.precision`)."""
+        precision.apply(tts, model.options, device, model.name)
         handle = cls(variant, tts, device, TokenCap(tts.t3), model.location, model.models_dir,
                      dict(model.options.get("voices") or {}))
         if tts.conds is not None:

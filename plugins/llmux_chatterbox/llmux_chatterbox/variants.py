@@ -28,14 +28,17 @@ class Variant:
     optional: tuple[str, ...]  # files it reads when present
     languages: tuple[str, ...]
     knobs: tuple[str, ...]  # generate() keyword arguments the variant takes
+    t3_file: str  # T3's weights, one of ``weights``: the part cast to half precision
     min_clip_seconds: float = 0.0  # prepare_conditionals asserts a longer reference clip
 
     def missing_files(self, directory: Path) -> list[str]:
         return [f for f in self.weights if not (directory / f).is_file()]
 
-    def weight_bytes(self, directory: Path) -> int:
-        return sum((directory / f).stat().st_size for f in self.weights + self.optional
-                   if (directory / f).is_file())
+    def weight_bytes(self, directory: Path, t3_scale: float = 1.0) -> float:
+        """The sizes of the files ``from_local`` reads, T3's times ``t3_scale`` (0.5 when
+        the float32 T3 is cast to half precision, see :mod:`.precision`)."""
+        return sum((directory / f).stat().st_size * (t3_scale if f == self.t3_file else 1)
+                   for f in self.weights + self.optional if (directory / f).is_file())
 
     def check_language(self, language: str | None, allowed: list[str] | None) -> str | None:
         """The language code to pass to ``generate`` (None for English-only variants)."""
@@ -78,6 +81,7 @@ VARIANTS = {
         optional=("conds.pt",),
         languages=("en",),
         knobs=("exaggeration", "cfg_weight", "temperature"),
+        t3_file="t3_cfg.safetensors",
     ),
     "turbo": Variant(
         "turbo", "chatterbox.tts_turbo", "ChatterboxTurboTTS",
@@ -86,6 +90,7 @@ VARIANTS = {
         languages=("en",),
         # Turbo ignores (and warns about) exaggeration and cfg_weight.
         knobs=("temperature",),
+        t3_file="t3_turbo_v1.safetensors",
         min_clip_seconds=5.0,
     ),
     "multilingual": Variant(
@@ -95,6 +100,7 @@ VARIANTS = {
         optional=("conds.pt", "Cangjie5_TC.json"),
         languages=MULTILINGUAL_LANGUAGES,
         knobs=("exaggeration", "cfg_weight", "temperature"),
+        t3_file="t3_mtl23ls_v2.safetensors",
     ),
 }
 

@@ -61,14 +61,14 @@ def test_estimate_vram_reads_the_real_file_sizes(tmp_path):
     model = physical(tmp_path, "turbo")
     folder = tmp_path / "turbo"
     with pytest.raises(ModelLoadError, match="checkpoint directory of 'cb-turbo' not found"):
-        llmux_chatterbox.estimate_vram(model)
+        llmux_chatterbox.estimate_vram(model, None).gb
     folder.mkdir()
     sizes = {"ve.safetensors": 6, "t3_turbo_v1.safetensors": 1700, "conds.pt": 1}
     for name, mb in sizes.items():
         with open(folder / name, "wb") as f:
             f.truncate(mb * 2**20)  # sparse: the size is what counts
     with pytest.raises(ModelLoadError, match="lacks s3gen_meanflow.safetensors in"):
-        llmux_chatterbox.estimate_vram(model)
+        llmux_chatterbox.estimate_vram(model, None).gb
     with pytest.raises(ModelLoadError, match="lacks s3gen_meanflow.safetensors in"):
         llmux_chatterbox.load(model, None)
     with open(folder / "s3gen_meanflow.safetensors", "wb") as f:
@@ -76,7 +76,7 @@ def test_estimate_vram_reads_the_real_file_sizes(tmp_path):
     with open(folder / "unrelated.bin", "wb") as f:
         f.truncate(5000 * 2**20)
     weights = (6 + 1700 + 1 + 1060) * 2**20 / GIB
-    assert llmux_chatterbox.estimate_vram(model) == round(weights * 1.1 + 0.5, 2)
+    assert llmux_chatterbox.estimate_vram(model, None).gb == round(weights * 1.1 + 0.5, 2)
 
 
 def test_a_failed_load_is_a_load_error(tmp_path):
