@@ -11,7 +11,15 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from llmux import BackendInfo, Cancellation, ChatRequest, InvalidRequest, PhysicalModel, hookimpl
+from llmux import (
+    BackendInfo,
+    Cancellation,
+    ChatRequest,
+    InvalidRequest,
+    PhysicalModel,
+    VramEstimate,
+    hookimpl,
+)
 
 from .options import OPTIONS_SCHEMA, settings
 
@@ -31,10 +39,21 @@ def backends() -> list[BackendInfo]:
 
 
 @hookimpl
-def estimate_vram(model: PhysicalModel) -> float | None:
+def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate:
+    from dataclasses import replace
+
     from .vram import estimate_gb
 
-    return estimate_gb(settings(model))
+    s = settings(model)
+    if context:
+        s = replace(s, n_ctx=context)
+    return VramEstimate(estimate_gb(s), s.n_ctx, note=f"n_gpu_layers {s.n_gpu_layers}")
+
+
+@hookimpl
+def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
+    """llama.cpp's own sizes: the model's tensors (share offloaded) and the context state."""
+    return handle.device_bytes() / 1024**3 if handle.settings.n_gpu_layers else None
 
 
 @hookimpl

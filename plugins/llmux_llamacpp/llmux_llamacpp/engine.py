@@ -82,6 +82,20 @@ class Engine:
             self.close()
             raise
 
+    def device_bytes(self) -> int:
+        """llama.cpp's own count: the model's tensors (the offloaded share) and the
+        context's state (KV cache and recurrent state)."""
+        import llama_cpp
+
+        llama = self.__dict__.get("llama")
+        if llama is None:
+            return 0
+        n_layer = max(1, llama_cpp.llama_model_n_layer(llama.model))
+        layers = self.settings.n_gpu_layers
+        share = 1.0 if layers < 0 else min(layers, n_layer) / n_layer
+        model = llama_cpp.llama_model_size(llama.model) * share
+        return int(model + llama_cpp.llama_state_get_size(llama.ctx))
+
     def close(self) -> None:
         """Free the vision context, then the model (the context refers to the model)."""
         if self.vision is not None:

@@ -82,7 +82,8 @@ def settings(model: PhysicalModel, device: str | None = None) -> Settings:
         model_path=_resolve(model, opts["model_file"]),
         mmproj_path=_resolve(model, mmproj) if mmproj else None,
         n_gpu_layers=n_gpu_layers,
-        n_ctx=int(opts.get("n_ctx", DEFAULT_N_CTX)),
+        # the context llmux fitted to the budget, else the configured one
+        n_ctx=int(model.context or opts.get("n_ctx", DEFAULT_N_CTX)),
         llama_kwargs=kwargs,
         sampling=sampling,
         grammar=opts.get("grammar"),

@@ -21,11 +21,13 @@ needs no VRAM.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from llmux import ModelLoadError
 
+from .gguf_meta import GGUFFormatError, read_metadata
 from .options import Settings
 
 GB = 1024**3
@@ -33,30 +35,36 @@ VISION_WORK_GB = 0.25
 
 
 def metadata(path: Path) -> dict[str, Any]:
-    """The GGUF's key/value metadata (not the tensors, not the vocabulary)."""
-    import gguf
-
+    """The GGUF's key/value metadata (not the tensors, not the vocabulary), plus ``_n_vocab``
+    (the length of ``tokenizer.ggml.tokens``). Cached per (path, size, mtime): the core asks
+    for the estimate several times per model."""
     try:
-        reader = gguf.GGUFReader(path)
-    except Exception as exc:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelLoadError(f"{path} is not a readable GGUF file: {exc}") from exc
+    return dict(_metadata(os.fspath(path), st.st_size, st.st_mtime_ns))
+
+
+@lru_cache(maxsize=64)
+def _metadata(path: str, size: int, mtime_ns: int) -> dict[str, Any]:
+    try:
+        fields = read_metadata(path)
+    except (OSError, GGUFFormatError) as exc:
         raise ModelLoadError(f"{path} is not a readable GGUF file: {exc}") from exc
     out: dict[str, Any] = {}
-    for key, field in reader.fields.items():
+    for key, value in fields.items():
         if key.startswith("tokenizer.ggml.") and key not in (
             "tokenizer.ggml.model", "tokenizer.ggml.pre"
         ) or key.startswith("GGUF."):
             continue
-        try:
-            out[key] = field.contents()
-        except Exception:  # an exotic field type: not needed here
-            continue
-    out["_n_vocab"] = _n_vocab(reader)
+        out[key] = value
+    out["_n_vocab"] = _n_vocab(fields)
     return out
 
 
-def _n_vocab(reader: Any) -> int:
-    field = reader.fields.get("tokenizer.ggml.tokens")
-    return len(field.data) if field is not None else 0
+def _n_vocab(fields: dict[str, Any]) -> int:
+    tokens = fields.get("tokenizer.ggml.tokens")
+    return len(tokens) if tokens is not None else 0
 
 
 def estimate_gb(s: Settings) -> float:

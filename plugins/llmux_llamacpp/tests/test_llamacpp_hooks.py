@@ -87,16 +87,16 @@ def test_entry_point_discovers_the_backend(monkeypatch):
 
 
 def test_estimate_counts_files_and_context(tiny_dir):
-    small = plugin.estimate_vram(physical(tiny_dir, n_ctx=2048))
-    large = plugin.estimate_vram(physical(tiny_dir, n_ctx=4096))
+    small = plugin.estimate_vram(physical(tiny_dir, n_ctx=2048), None).gb
+    large = plugin.estimate_vram(physical(tiny_dir, n_ctx=4096), None).gb
     # Only the full-attention layer has a KV cache: 2 kv heads x (32 + 32) x f16.
     assert large - small == pytest.approx(2048 * 2 * 64 * 2 / GiB)
     assert small > (tiny_dir / MODEL_FILE).stat().st_size / GiB
-    with_vision = plugin.estimate_vram(physical(tiny_dir, n_ctx=2048, mmproj_file=MMPROJ_FILE))
+    with_vision = plugin.estimate_vram(physical(tiny_dir, n_ctx=2048, mmproj_file=MMPROJ_FILE), None).gb
     assert with_vision - small == pytest.approx(
         (tiny_dir / MMPROJ_FILE).stat().st_size / GiB + 0.25
     )
-    assert plugin.estimate_vram(physical(tiny_dir, n_gpu_layers=0)) == 0.0
+    assert plugin.estimate_vram(physical(tiny_dir, n_gpu_layers=0), None).gb == 0.0
 
 
 def test_estimate_of_a_qwen35_9b_shaped_file(tmp_path):
@@ -122,7 +122,7 @@ def test_estimate_of_a_qwen35_9b_shaped_file(tmp_path):
     def estimate(n_ctx):
         return plugin.estimate_vram(model.__class__(**{**model.__dict__,
                                                        "options": {**model.options,
-                                                                   "n_ctx": n_ctx}}))
+                                                                   "n_ctx": n_ctx}}), None).gb
 
     # 8 full-attention layers x 4 kv heads x 512 x 2 bytes = 32 KiB per token: 1 GiB at 32k.
     assert estimate(32768) - estimate(0 + 64) == pytest.approx((32768 - 64) * 32768 / GiB)
