@@ -91,6 +91,14 @@ mkdir -p "$UNIT_DIR"
     cd "$UNIT_DIR"
     podman generate systemd --new --files --name "$POD"
 )
+# Never a restart loop (the same settings as deploy/quadlet/llmux.container): a crash is
+# restarted after 30 s, at most 5 starts in 10 minutes, and an invalid configuration
+# (the entry point's exit status 78) not at all.
+dropin="$UNIT_DIR/container-$CTR.service.d"
+mkdir -p "$dropin"
+printf '%s\n' "[Unit]" "StartLimitIntervalSec=600" "StartLimitBurst=5" "" \
+    "[Service]" "Restart=on-failure" "RestartSec=30" "RestartPreventExitStatus=78" \
+    >"$dropin/10-llmux-restart.conf"
 systemctl --user daemon-reload
 
 # ------------------------------------------------------------------ 4. enable (and start)

@@ -53,8 +53,8 @@ fi
 if [[ "$quadlet" -eq 1 ]]; then
     if [[ -e "$unit_dir/pod-llmux_pod.service" ]]; then
         echo "install: $unit_dir/pod-llmux_pod.service (from create_pod_llmux.sh) would hide the" >&2
-        echo "  Quadlet unit: systemctl --user disable pod-llmux_pod.service, remove it and" >&2
-        echo "  $unit_dir/container-llmux_ctr.service, then run this again." >&2
+        echo "  Quadlet unit: systemctl --user disable pod-llmux_pod.service, remove it," >&2
+        echo "  $unit_dir/container-llmux_ctr.service and its .service.d/, then run this again." >&2
         exit 1
     fi
     install -d -m 0755 "$quadlet_dir"

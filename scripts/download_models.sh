@@ -2,7 +2,7 @@
 # Download every physical model of models.yaml for llmux (DL-001..003).
 #
 #   scripts/download_models.sh [--config DIR] [--models-dir DIR] [--min-free-gb N]
-#                              [--no-kernels] [--dry-run]
+#                              [--kernels-dir DIR] [--no-kernels] [--dry-run]
 #
 # What is fetched comes from `llmux sources` (the `source` of each physical model:
 # hub repo, revision, include patterns), never from YAML parsed in bash. Each model goes to
@@ -12,19 +12,25 @@
 # in <path>/.cache/huggingface and fetches only what is missing).
 #
 # For offline running (the container sets HF_HUB_OFFLINE=1) it also fetches the hub kernels
-# that transformers loads at run time: the MXFP4 MoE kernels of gpt-oss. transformers 5.x
-# asks for kernels-community/gpt-oss-triton-kernels, version 1 (branch v1) (older releases
-# asked for kernels-community/triton_kernels). They go to MODELS_DIR/hf-cache in the
-# Hugging Face cache layout; the container mounts the models at /models and sets
-# HF_HUB_CACHE and KERNELS_CACHE to /models/hf-cache, where `kernels.get_kernel()` looks.
+# that transformers runs on CUDA: kernels-community/gpt-oss-triton-kernels, version 1
+# (branch v1; gpt-oss's MXFP4 experts, fetched at load) and kernels-community/finegrained-fp8,
+# version 4 (FP8 checkpoints such as Qwen3.5 FP8, fetched at the first forward), the versions
+# transformers 5.x asks for. They go to the kernels cache, in the Hugging Face cache layout:
+# KERNELS_DIR = MODELS_DIR/hf-cache. The container mounts MODELS_DIR at /models, and the image
+# sets LLMUX_KERNELS_DIR and KERNELS_CACHE to /models/hf-cache, where the transformers plugin
+# and `kernels.get_kernel()` look; `llmux-selfcheck kernels` in the container (run at every
+# start and by deploy/verify.sh) says whether they load offline.
 #
 # Environment (flags win):
 #   LLMUX_MODELS_DIR   target directory (default /home/llm/.local/share/llmux_pod/models,
 #                      i.e. $HOME/.local/share/llmux_pod/models for the user llm)
 #   LLMUX_CONFIG_DIR   config directory holding models.yaml (default ./config)
 #   LLMUX_MIN_FREE_GB  free space demanded before downloading (default 60, DL-003; 0: no check)
-#   LLMUX_KERNELS      space-separated REPO@REVISION hub kernels to cache
-#                      (default kernels-community/gpt-oss-triton-kernels@v1)
+#   LLMUX_KERNELS      space-separated REPO@REVISION hub kernels to cache (default
+#                      kernels-community/gpt-oss-triton-kernels@v1 kernels-community/finegrained-fp8@v4)
+#   LLMUX_KERNELS_DIR  the kernels cache (default MODELS_DIR/hf-cache). Keep the default for
+#                      the container, which sees only MODELS_DIR; another directory is for llmux
+#                      run outside it, with the same LLMUX_KERNELS_DIR
 #   LLMUX_KERNEL_REPO_TYPE  kernel or model: the Hub repo type for them (default kernel
 #                      when the installed hf knows it, else model)
 #   LLMUX_PYTHON       interpreter with llmux installed, used when `llmux` is not on PATH
@@ -37,13 +43,14 @@ MARKER=".llmux-download-complete"
 models_dir="${LLMUX_MODELS_DIR:-$HOME/.local/share/llmux_pod/models}"
 config_dir="${LLMUX_CONFIG_DIR:-}"
 min_free_gb="${LLMUX_MIN_FREE_GB:-60}"
-kernels="${LLMUX_KERNELS-kernels-community/gpt-oss-triton-kernels@v1}"
+kernels="${LLMUX_KERNELS-kernels-community/gpt-oss-triton-kernels@v1 kernels-community/finegrained-fp8@v4}"
+kernels_dir="${LLMUX_KERNELS_DIR:-}"
 kernel_repo_type="${LLMUX_KERNEL_REPO_TYPE:-}"
 hf_cli="${HF_CLI:-hf}"
 dry_run=0
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -60,6 +67,7 @@ while [[ $# -gt 0 ]]; do
         --config) config_dir="${2:?--config needs a directory}"; shift 2 ;;
         --models-dir) models_dir="${2:?--models-dir needs a directory}"; shift 2 ;;
         --min-free-gb) min_free_gb="${2:?--min-free-gb needs a number}"; shift 2 ;;
+        --kernels-dir) kernels_dir="${2:?--kernels-dir needs a directory}"; shift 2 ;;
         --no-kernels) kernels=""; shift ;;
         --dry-run) dry_run=1; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -68,6 +76,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ "$min_free_gb" =~ ^[0-9]+$ ]] || die "--min-free-gb must be a whole number of GB, not '$min_free_gb'"
+kernels_dir="${kernels_dir:-$models_dir/hf-cache}"
 
 # ------------------------------------------------------------------ the plan
 sources_cmd=()
@@ -123,7 +132,7 @@ for kernel in $kernels; do
     if [[ "$kernel" == *@* ]]; then
         krev="${kernel##*@}"
     fi
-    if ! is_complete "$models_dir/hf-cache/.kernels/${krepo//\//--}@$krev" "$krepo" "$krev" "-"; then
+    if ! is_complete "$kernels_dir/.kernels/${krepo//\//--}@$krev" "$krepo" "$krev" "-"; then
         kernels_todo+=("$krepo"$'\t'"$krev")
     fi
 done
@@ -217,12 +226,16 @@ if [[ ${#kernels_todo[@]} -gt 0 && -z "$kernel_repo_type" ]]; then
     kernel_repo_type=model
     if "$hf_cli" download --help 2>/dev/null | grep -q 'kernel'; then
         kernel_repo_type=kernel
+    else
+        log "warning: this hf knows no --repo-type kernel; caching the kernels in the old model
+layout, which recent \`kernels\` releases do not read offline. Better: upgrade it
+(python3 -m pip install --user 'huggingface_hub>=1.10') and run this again."
     fi
 fi
 for row in "${kernels_todo[@]}"; do
     IFS=$'\t' read -r krepo krev <<<"$row"
     step=$((step + 1))
-    cache="$models_dir/hf-cache"
+    cache="$kernels_dir"
     state="$cache/.kernels/${krepo//\//--}@$krev"
     mkdir -p "$state"
     log "[$step/$count] kernel $krepo@$krev -> $cache (Hugging Face cache layout, for offline use)"
@@ -237,3 +250,6 @@ for row in "${kernels_todo[@]}"; do
 done
 
 log "Done: all models are in $models_dir."
+if [[ -n "$kernels" ]]; then
+    log "Hub kernels are in $kernels_dir (in the container: /models/hf-cache = LLMUX_KERNELS_DIR)."
+fi

@@ -9,7 +9,13 @@
 #   LLMUX_VENV=DIR      where the virtual environment goes (default .venv); "none" installs
 #                       into the current Python (the container image does this)
 #   LLMUX_TORCH=image   keep the torch that is already installed (the production image's CUDA
-#                       build) instead of pinning the CPU torch of scripts/constraints.txt
+#                       build) instead of pinning the CPU torch of scripts/constraints.txt: the
+#                       installed torch, torchaudio, torchvision and triton (else the triton that
+#                       torch pins) become the constraints, so pip can replace none of them
+#   LLMUX_EXTRAS="REQ ..."  more to install in the same pip call (the image: the plugins'
+#                       optional extras). A plugin named by its folder with extras, e.g.
+#                       llmux_transformers[mxfp4,compressed-tensors], is installed with them;
+#                       any other word is a pip requirement, e.g. transformers[kernels]
 #   LLMUX_DEV=0         regular (not editable) installs of the runtime packages only (the
 #                       container image); pip honours PIP_FIND_LINKS for a prebuilt
 #                       llama-cpp-python wheel
@@ -38,8 +44,50 @@ fi
 constraints=scripts/constraints.txt
 if [ "${LLMUX_TORCH:-}" = image ]; then
   constraints=$(mktemp)
+  trap 'rm -f "$constraints"' EXIT
   grep -v '^torch==' scripts/constraints.txt > "$constraints"
+  # The image's torch stack stays as it is: pin what is installed. Triton must be the one
+  # this torch was built with (torch 2.11 pins triton==3.6.0); if the image has none, take
+  # torch's own pin, so an extra that asks for triton gets that one.
+  "$py" - >>"$constraints" <<'PY'
+import importlib.metadata as md
+import re
+
+installed = {}
+for name in ("torch", "torchaudio", "torchvision", "triton"):
+    try:
+        installed[name] = md.version(name)
+    except md.PackageNotFoundError:
+        continue
+    print(f"{name}=={installed[name]}")
+if "torch" in installed and "triton" not in installed:
+    for req in md.requires("torch") or []:
+        if re.match(r"triton\b", req) and "extra ==" not in req:
+            print(req)
+PY
+  echo "setup: keeping the image's $(grep -E '^(torch|torchaudio|torchvision|triton)\b' "$constraints" | paste -sd ' ' -)"
 fi
+
+# LLMUX_EXTRAS: plugin extras go onto the plugin's own target, the rest is added as is.
+declare -A plugin_extras=()
+requirements=()
+read -r -a extra_words <<<"${LLMUX_EXTRAS:-}"
+for word in ${extra_words[@]+"${extra_words[@]}"}; do
+  name=${word%%[*}
+  if [ -f "plugins/$name/pyproject.toml" ]; then
+    suffix=${word#"$name"}
+    if ! [[ "$suffix" =~ ^\[[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*\]$ ]]; then
+      echo "setup: LLMUX_EXTRAS: '$word' should be ${name}[extra,...]" >&2
+      exit 2
+    fi
+    plugin_extras[$name]=$suffix
+  elif [[ "$name" == llmux* ]]; then
+    echo "setup: LLMUX_EXTRAS: '$word' names no plugin under plugins/ ($(cd plugins && echo llmux_*))" >&2
+    exit 2
+  else
+    requirements+=("$word")
+  fi
+done
 
 editable=-e
 [ "${LLMUX_DEV:-1}" = 0 ] && editable=
@@ -48,11 +96,12 @@ core="."
 [ "$want_test" = 1 ] && core=".[test]"
 targets=("$editable" "$core")
 for plugin in plugins/llmux_*/; do
-  [ -f "$plugin/pyproject.toml" ] && targets+=("$editable" "${plugin%/}")
+  plugin=${plugin%/}
+  [ -f "$plugin/pyproject.toml" ] && targets+=("$editable" "$plugin${plugin_extras[${plugin#plugins/}]:-}")
 done
 # Drop empty words left by a non-editable install.
 args=()
-for word in "${targets[@]}"; do [ -n "$word" ] && args+=("$word"); done
+for word in "${targets[@]}" ${requirements[@]+"${requirements[@]}"}; do [ -n "$word" ] && args+=("$word"); done
 
 echo "setup: installing ${args[*]} (constraints: scripts/constraints.txt)"
 # One pip call, so llama-cpp-python (compiled from source, minutes) is built at most once;

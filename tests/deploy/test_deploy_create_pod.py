@@ -104,8 +104,19 @@ def test_first_run_issues_exactly_the_required_calls(host, fakebin):
     assert service_calls(fakebin) == expected_calls(data)
     units = home / ".config/systemd/user"
     assert sorted(p.name for p in units.iterdir()) == [
-        "container-llmux_ctr.service", "pod-llmux_pod.service"]
+        "container-llmux_ctr.service", "container-llmux_ctr.service.d", "pod-llmux_pod.service"]
     assert "lingering is on" in result.stdout
+
+
+def test_the_generated_container_unit_cannot_restart_forever(host):
+    """The drop-in carries the Quadlet unit's restart limits to the generated unit."""
+    from .test_deploy_files import RESTART_LIMITS, parse_unit
+
+    run, home, _ = host
+    assert run().returncode == 0
+    dropin = home / ".config/systemd/user/container-llmux_ctr.service.d/10-llmux-restart.conf"
+    assert parse_unit(dropin) == {section: {k: [v] for k, v in keys.items()}
+                                  for section, keys in RESTART_LIMITS.items()}
 
 
 def test_second_run_recreates_the_pod(host, fakebin):

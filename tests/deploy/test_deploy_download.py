@@ -94,6 +94,8 @@ def test_fresh_download_fetches_every_source(setup, fakebin):
         ["hf", "download", "org/gated", "--revision", "main", "--local-dir", f"{models}/gated-dir"],
         ["hf", "download", "kernels-community/gpt-oss-triton-kernels", "--repo-type", "kernel",
          "--revision", "v1", "--cache-dir", f"{models}/hf-cache"],
+        ["hf", "download", "kernels-community/finegrained-fp8", "--repo-type", "kernel",
+         "--revision", "v4", "--cache-dir", f"{models}/hf-cache"],
     ]
     # only the included files of the GGUF repo
     assert sorted(p.name for p in (models / "some-dir").iterdir()) == [
@@ -101,8 +103,34 @@ def test_fresh_download_fetches_every_source(setup, fakebin):
     for path in ("whole-dir", "some-dir", "gated-dir"):
         assert (models / path / ".llmux-download-complete").exists()
     assert (models / "hf-cache/kernels--kernels-community--gpt-oss-triton-kernels/refs/v1").exists()
-    assert "[1/4] whole: org/whole@main" in result.stdout
-    assert "[4/4] kernel kernels-community/gpt-oss-triton-kernels: complete" in result.stdout
+    assert (models / "hf-cache/kernels--kernels-community--finegrained-fp8/refs/v4").exists()
+    assert "[1/5] whole: org/whole@main" in result.stdout
+    assert "[4/5] kernel kernels-community/gpt-oss-triton-kernels: complete" in result.stdout
+    assert "[5/5] kernel kernels-community/finegrained-fp8: complete" in result.stdout
+    assert f"Hub kernels are in {models}/hf-cache" in result.stdout
+
+
+def test_kernels_dir_moves_the_kernels_cache(setup, fakebin, tmp_path):
+    run, models, _, _ = setup
+    elsewhere = tmp_path / "kernels"
+    result = run("--kernels-dir", str(elsewhere))
+    assert result.returncode == 0, result.stderr
+    caches = [c[c.index("--cache-dir") + 1] for c in downloads(fakebin) if "--cache-dir" in c]
+    assert caches == [str(elsewhere)] * 2
+    assert not (models / "hf-cache").exists()
+    fakebin.reset()
+    assert run(LLMUX_KERNELS_DIR=str(elsewhere)).returncode == 0  # the same, from the env
+    assert fakebin.calls("hf") == []
+
+
+def test_an_old_hf_is_told_to_upgrade(setup, fakebin):
+    run, _, _, _ = setup
+    fakebin.add("hf", HF.replace("[model|dataset|space|kernel]", "[model|dataset|space]"))
+    result = run()
+    assert result.returncode == 0, result.stderr
+    assert "knows no --repo-type kernel" in result.stdout
+    assert all(c[c.index("--repo-type") + 1] == "model"
+               for c in downloads(fakebin) if "--repo-type" in c)
 
 
 def test_second_run_skips_complete_models(setup, fakebin):

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -64,12 +65,13 @@ def parse_unit(path: Path) -> dict[str, dict[str, list[str]]]:
 
 # The keys these units may use (podman-systemd.unit(5), systemd.unit(5), systemd.service(5)).
 KNOWN = {
-    "Unit": {"Description", "Wants", "After", "Requires", "Before"},
+    "Unit": {"Description", "Wants", "After", "Requires", "Before", "StartLimitIntervalSec",
+             "StartLimitBurst"},
     "Pod": {"PodName", "ServiceName", "UserNS", "PublishPort", "Network"},
     "Container": {"ContainerName", "ServiceName", "Pod", "Image", "AddDevice", "Volume",
                   "HealthCmd", "HealthInterval", "HealthTimeout", "HealthRetries",
                   "HealthStartPeriod", "Environment"},
-    "Service": {"Restart", "TimeoutStartSec"},
+    "Service": {"Restart", "RestartSec", "RestartPreventExitStatus", "TimeoutStartSec"},
     "Install": {"WantedBy"},
 }
 
@@ -99,6 +101,24 @@ def test_quadlet_pod_and_container_match_the_requirements():
     assert sorted(ctr["Volume"]) == ["%h/.local/share/llmux_pod/config:/config:ro",
                                      "%h/.local/share/llmux_pod/models:/models:ro"]
     assert HEALTH_URL in ctr["HealthCmd"][0]
+
+
+# What keeps a permanent failure from restarting forever (both service paths use these).
+RESTART_LIMITS = {
+    "Unit": {"StartLimitIntervalSec": "600", "StartLimitBurst": "5"},
+    "Service": {"Restart": "on-failure", "RestartSec": "30", "RestartPreventExitStatus": "78"},
+}
+
+
+def test_quadlet_container_cannot_restart_forever():
+    units = parse_unit(DEPLOY / "quadlet/llmux.container")
+    for section, wanted in RESTART_LIMITS.items():
+        assert {k: units[section][k] for k in wanted} == {k: [v] for k, v in wanted.items()}
+    # the limit can trigger: the allowed starts, RestartSec apart, fit into the interval
+    burst, interval = int(RESTART_LIMITS["Unit"]["StartLimitBurst"]), 600
+    assert burst * int(RESTART_LIMITS["Service"]["RestartSec"]) < interval
+    # and 78 is what the entry point exits with for an invalid configuration
+    assert "EX_CONFIG=78" in (DEPLOY / "entrypoint.sh").read_text()
 
 
 def test_quadlet_and_the_pod_script_agree():
@@ -146,9 +166,58 @@ def test_containerfile_requirements():
     user = re.findall(r"^USER (\S+)", text, re.MULTILINE)
     assert user and not user[-1].startswith(("0", "root"))
     entry = re.findall(r"^ENTRYPOINT (.+)$", text, re.MULTILINE)[-1]
-    assert "llmux check-config /config &&" in entry
-    assert "llmux serve --config /config --host 0.0.0.0 --port 8081" in entry
+    assert entry == '["/usr/local/bin/llmux-entrypoint"]'
+    assert "COPY --chmod=0755 deploy/entrypoint.sh /usr/local/bin/llmux-entrypoint" in text
+    script = (DEPLOY / "entrypoint.sh").read_text()
+    assert 'llmux check-config "$config"' in script
+    assert 'exec llmux serve --config "$config" --host 0.0.0.0 --port 8081 "$@"' in script
     assert 'VOLUME ["/models", "/config"]' in text
+
+
+def run_steps(text: str) -> list[str]:
+    """The RUN instructions of the last stage, continuation lines joined."""
+    last = text[text.rindex("\nFROM "):]
+    joined = re.sub(r"\\\n\s*", " ", last)
+    return re.findall(r"^RUN (.+)$", joined, re.MULTILINE)
+
+
+def test_containerfile_installs_the_plugin_extras():
+    text = (DEPLOY / "Containerfile").read_text()
+    setup = next(step for step in run_steps(text) if "scripts/setup.sh" in step)
+    extras = re.search(r'LLMUX_EXTRAS="([^"]+)"', setup).group(1).split()
+    assert extras == ["llmux_transformers[mxfp4,compressed-tensors]", "transformers[kernels]"]
+    assert "LLMUX_TORCH=image" in setup
+    # the extras named are the ones the plugin declares
+    plugin = tomllib.loads((REPO / "plugins/llmux_transformers/pyproject.toml").read_text())
+    declared = plugin["project"]["optional-dependencies"]
+    assert {"mxfp4", "compressed-tensors"} <= set(declared)
+    assert any(r.startswith("kernels") for r in declared["mxfp4"])
+    assert any(r.startswith("triton") for r in declared["mxfp4"])
+
+
+def test_containerfile_build_runs_the_self_check():
+    text = (DEPLOY / "Containerfile").read_text()
+    assert "COPY --chmod=0755 deploy/selfcheck.py /usr/local/bin/llmux-selfcheck" in text
+    steps = run_steps(text)
+    check = [i for i, step in enumerate(steps) if "llmux-selfcheck build" in step]
+    setup = [i for i, step in enumerate(steps) if "scripts/setup.sh" in step]
+    assert check and setup and check[0] > setup[0], steps
+    assert "--require-cuda-torch" in steps[check[0]]
+    assert (DEPLOY / "selfcheck.py").stat().st_mode & 0o111  # also runnable from a checkout
+
+
+def test_the_kernels_cache_is_one_place():
+    """download_models.sh writes MODELS/hf-cache; the unit mounts MODELS at /models; the
+    image looks in /models/hf-cache."""
+    text = (DEPLOY / "Containerfile").read_text()
+    env = dict(re.findall(r"^\s+(\w+)=(\S+?)\s*\\?$", text, re.MULTILINE))
+    assert env["LLMUX_KERNELS_DIR"] == env["KERNELS_CACHE"] == "/models/hf-cache"
+    volumes = parse_unit(DEPLOY / "quadlet/llmux.container")["Container"]["Volume"]
+    assert "%h/.local/share/llmux_pod/models:/models:ro" in volumes
+    download = (REPO / "scripts/download_models.sh").read_text()
+    assert 'kernels_dir="${kernels_dir:-$models_dir/hf-cache}"' in download
+    docs = (REPO / "docs/deploy.md").read_text()
+    assert "`LLMUX_KERNELS_DIR=/models/hf-cache`" in docs
 
 
 def test_containerfile_lint():

@@ -28,8 +28,8 @@ def shell_scripts() -> list:
 
 def test_the_deployment_scripts_are_found():
     names = {p.relative_to(REPO).as_posix() for p in shell_scripts()}
-    assert {"deploy/create_pod_llmux.sh", "deploy/install.sh", "deploy/verify.sh",
-            "scripts/download_models.sh"} <= names
+    assert {"deploy/create_pod_llmux.sh", "deploy/entrypoint.sh", "deploy/install.sh",
+            "deploy/verify.sh", "scripts/download_models.sh", "scripts/setup.sh"} <= names
 
 
 @pytest.mark.parametrize("script", shell_scripts(), ids=lambda p: p.relative_to(REPO).as_posix())
