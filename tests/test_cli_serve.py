@@ -25,3 +25,19 @@ def test_serve_starts_without_a_backend_and_says_which(tmp_path):
     output = server.output()
     assert "WARNING" in output and "backend 'kokoro' is not provided by any installed plugin" in output
     assert "its models are listed but answer 503 until it is installed" in output
+
+
+def test_serve_refuses_the_example_keys(tmp_path):
+    """The shipped api_keys.yaml holds readable example keys: serve must not start on them,
+    and exits 78 (EX_CONFIG), which the Quadlet unit does not restart."""
+    import subprocess
+    import sys
+
+    directory = write_config(tmp_path / "config", demo_models())
+    (directory / "api_keys.yaml").write_text((REPO / "config" / "api_keys.yaml").read_text())
+    out = subprocess.run([sys.executable, "-m", "llmux", "serve", "--config", str(directory),
+                          "--port", "1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 78
+    text = out.stdout + out.stderr
+    assert "still holds the example keys of open-webui, opencode, whisper-remote, admin" in text
+    assert "llmux keys add NAME" in text
