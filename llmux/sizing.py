@@ -83,7 +83,10 @@ def fit(name: str, estimate: Estimator, usable_gb: float | None,
     target = usable_gb if vram_gb is None or usable_gb is None else min(vram_gb, usable_gb)
     if target is None or full.gb <= target + _EPS:
         return _result(name, full, configured, vram_gb)
-    if configured is None:  # no context to trade: it simply does not fit
+    if configured is None:  # no context to trade
+        if usable_gb is not None and full.gb <= usable_gb + _EPS:  # over vram_gb only
+            return _replace(_result(name, full, configured, None),
+                            warning=_below(name, vram_gb, full))
         return _too_big(name, full, configured, vram_gb, usable_gb, target)
     floor = min(MIN_CONTEXT, configured)
     best = _largest_fitting(estimate, floor, configured, target)
@@ -91,11 +94,8 @@ def fit(name: str, estimate: Estimator, usable_gb: float | None,
         # vram_gb is below what the model needs: the true size wins, fitted to the budget
         best = _largest_fitting(estimate, floor, configured, usable_gb)
         if best is not None:
-            result = _result(name, best, configured, None)
-            warning = (f"vram_gb {vram_gb:g} is below the {best.gb:.2f} GiB {name} needs even "
-                       f"at {best.context} tokens; counting {best.gb:.2f} GiB")
-            log.warning("%s", warning)
-            return _replace(result, warning=warning)
+            return _replace(_result(name, best, configured, None),
+                            warning=_below(name, vram_gb, best))
     if best is None:
         smallest = estimate(floor) or full
         return _too_big(name, smallest, configured, vram_gb, usable_gb, target)
@@ -128,6 +128,14 @@ def _largest_fitting(estimate: Estimator, low: int, high: int,
         else:
             hi = mid - 1
     return best
+
+
+def _below(name: str, vram_gb: float | None, est: VramEstimate) -> str:
+    at = f" even at {est.context} tokens" if est.context else ""
+    warning = (f"vram_gb {vram_gb:g} is below the {est.gb:.2f} GiB {name} needs{at}; "
+               f"counting {est.gb:.2f} GiB")
+    log.warning("%s", warning)
+    return warning
 
 
 def _result(name: str, est: VramEstimate, configured: int | None,

@@ -59,7 +59,7 @@ def test_calls_reach_only_the_plugin_that_owns_the_backend():
     assert runtimes.names == ["echo", "spy"]
     handle = runtimes.get("echo").load(model("a", "echo"))
     assert isinstance(handle, echo.EchoHandle)
-    assert runtimes.get("echo").estimate_vram(model("a", "echo")) == 1.0
+    assert runtimes.get("echo").estimate_vram(model("a", "echo")).gb == 1.0
     assert spy.calls == []
     assert runtimes.get("spy").load(model("b", "spy")) == "handle"
     assert spy.calls == [("load", "b")]
