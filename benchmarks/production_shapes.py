@@ -34,9 +34,10 @@ import struct
 import sys
 import time
 import warnings
-from functools import lru_cache
+from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import yaml
 from llmux_transformers.checkpoint import DTYPE_BYTES, Tensor
@@ -68,6 +69,15 @@ QWEN_SPECIALS = [
     "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
     "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
 ]
+# The image processor the Qwen3.5 repositories name (Qwen3-VL's): 16-pixel patches merged
+# 2x2, between 256 and 65,536 merged tokens an image.
+QWEN35_IMAGE_PROCESSOR = {
+    "image_processor_type": "Qwen2VLImageProcessorFast", "processor_class": "Qwen3VLProcessor",
+    "patch_size": 16, "temporal_patch_size": 2, "merge_size": 2,
+    "size": {"shortest_edge": 65536, "longest_edge": 16777216},
+    "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
+    "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True, "do_resize": True,
+}
 QWEN_IDS = {"bos_token_id": 248044, "eos_token_id": [248046, 248044], "pad_token_id": 248044}
 GPT_OSS_IDS = {"bos_token_id": 199998, "eos_token_id": [200002, 199999, 200012],
                "pad_token_id": 199999}
@@ -204,12 +214,12 @@ def _plugin_tests(plugin: str, module: str):
     return loaded
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tiny_checkpoints():
     return _plugin_tests("llmux_transformers", "tiny_checkpoints")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stand_in_tokenizer():
     """A small trained tokenizer (not the real vocabulary) with the chat-template tokens: it
     makes the folders' tokenizer files loadable, cheaply."""
@@ -263,6 +273,7 @@ def qwen35(folder: Path, text: dict, vision: dict, *, fp8: bool) -> list[Tensor]
     saved["text_config"].update(text_extra)
     saved.update(architectures=["Qwen3_5ForConditionalGeneration"], dtype="bfloat16", **extra)
     _write_json(folder / "config.json", saved)
+    _write_json(folder / "preprocessor_config.json", QWEN35_IMAGE_PROCESSOR)
     _tokenizer_and_generation(folder, "qwen3_5", QWEN_IDS, do_sample=True, temperature=0.6,
                               top_k=20, top_p=0.95)
     return tensors
@@ -319,8 +330,12 @@ def cohere_asr(folder: Path) -> list[Tensor]:
     the NeMo names the checkpoint keeps (transformers renames them on load), plus the
     featurizer buffers transformers ignores; the processor files (feature extractor and a
     small stand-in tokenizer) so ``AutoProcessor`` loads the folder."""
-    from transformers import (CohereAsrConfig, CohereAsrFeatureExtractor,
-                              CohereAsrForConditionalGeneration, CohereAsrProcessor)
+    from transformers import (
+        CohereAsrConfig,
+        CohereAsrFeatureExtractor,
+        CohereAsrForConditionalGeneration,
+        CohereAsrProcessor,
+    )
 
     config = CohereAsrConfig(decoder_start_token_id=4)
     tensors = [Tensor(t.name.removeprefix("model."), t.dtype, t.shape)
@@ -339,12 +354,11 @@ def cohere_asr(folder: Path) -> list[Tensor]:
 # --------------------------------------------------------------------------- Chatterbox
 
 
-@lru_cache(maxsize=None)
+@cache
 def _chatterbox_modules() -> dict[str, list[Tensor]]:
     """The state dicts chatterbox-tts builds, by part, as float32 tensors on the meta device."""
     import torch
-
-    import llmux_chatterbox.fixes as fixes
+    from llmux_chatterbox import fixes
 
     fixes.apply()
     from chatterbox.models.s3gen import S3Gen
