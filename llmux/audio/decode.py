@@ -21,6 +21,9 @@ UPLOAD_FORMATS = ("flac", "mp3", "mp4", "mpeg", "mpga", "m4a", "ogg", "wav", "we
 #: and decoded PCM is 64 kB per second at 16 kHz: a limit keeps one upload from taking
 #: gigabytes of memory.
 MAX_SECONDS = 3 * 3600.0
+#: Lowest sample rate accepted. Real recordings have 8 kHz or more; a file declaring 1 Hz
+#: would turn each of its samples into a second of PCM at the runtime's rate.
+MIN_SAMPLE_RATE = 1000
 #: Undecodable packets tolerated (a damaged frame in a long recording) before giving up.
 MAX_BAD_PACKETS = 16
 
@@ -29,7 +32,9 @@ def decode_audio(data: bytes, sample_rate: int, *, max_seconds: float = MAX_SECO
     """Decode ``data`` to a 1-D float32 numpy array at ``sample_rate`` Hz, mono.
 
     Raises :class:`InvalidRequest` (a 400) when the bytes are empty, are not audio FFmpeg
-    can decode, hold no audio stream or no samples, or decode to more than ``max_seconds``.
+    can decode, hold no audio stream or no samples, or last more than ``max_seconds``: by
+    the container's header before decoding, and by the decoded frames before each one is
+    resampled, so memory stays within the PCM of ``max_seconds``.
     """
     import av
     import numpy as np
@@ -46,6 +51,11 @@ def decode_audio(data: bytes, sample_rate: int, *, max_seconds: float = MAX_SECO
                 "the uploaded file has no audio stream (a "
                 f"{container.format.long_name or container.format.name} file)", param="file")
         stream = container.streams.audio[0]
+        declared = _declared_seconds(container, stream)
+        if declared is not None and declared > max_seconds:
+            raise _too_long(max_seconds, declared)
+        if stream.codec_context.sample_rate:  # 0: not known before decoding
+            _check_rate(stream.codec_context.sample_rate)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
         limit = int(max_seconds * sample_rate)
         chunks, total, bad = [], 0, 0
@@ -59,13 +69,12 @@ def decode_audio(data: bytes, sample_rate: int, *, max_seconds: float = MAX_SECO
                         raise
                     continue
                 for frame in frames:
+                    _check_rate(frame.sample_rate)
+                    if total + frame.samples * sample_rate / frame.sample_rate > limit:
+                        raise _too_long(max_seconds)
                     for out in resampler.resample(frame):
                         chunks.append(out.to_ndarray().reshape(-1))
                         total += chunks[-1].size
-                if total > limit:
-                    raise InvalidRequest(
-                        f"the audio is longer than the limit of {max_seconds / 60:g} minutes",
-                        param="file")
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray().reshape(-1))
         except (av.FFmpegError, ValueError, EOFError) as exc:
@@ -79,6 +88,28 @@ def decode_audio(data: bytes, sample_rate: int, *, max_seconds: float = MAX_SECO
     if declared is not None and 0 < len(samples) - declared <= sample_rate // 5:
         samples = samples[:declared]  # AAC's end padding in MP4
     return samples
+
+
+def _check_rate(rate: int) -> None:
+    if rate < MIN_SAMPLE_RATE:
+        raise InvalidRequest(f"the audio's sample rate of {rate} Hz is below the "
+                             f"{MIN_SAMPLE_RATE} Hz accepted", param="file")
+
+
+def _declared_seconds(container, stream) -> float | None:
+    """How long the header says the audio is (FFmpeg bounds a WAV's by the bytes present)."""
+    if stream.duration and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # in AV_TIME_BASE units
+    return None
+
+
+def _too_long(max_seconds: float, seconds: float | None = None) -> InvalidRequest:
+    length = f" ({seconds / 60:.1f} minutes)" if seconds is not None else ""
+    return InvalidRequest(
+        f"the audio{length} is longer than the limit of {max_seconds / 60:g} minutes",
+        param="file", code="audio_too_long")
 
 
 def _declared_samples(container, stream, sample_rate: int) -> int | None:

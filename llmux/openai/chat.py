@@ -10,9 +10,16 @@ from typing import Any, Mapping
 
 from ..errors import InvalidRequest
 from ..types import ChatRequest, SamplingParams, VirtualModel
+from .images import check_image_url
+from .tools import check_tool_calls, check_tool_choice, check_tools
 
 ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 PART_TYPES = {"text", "image_url", "input_audio", "refusal"}
+#: The string each part type carries besides its type.
+PART_TEXT = {"text": "text", "refusal": "refusal"}
+#: OpenAI's seed is an integer; runtimes take a 64-bit value (torch.manual_seed: signed or
+#: unsigned), so anything in either 64-bit range is accepted.
+SEED_MIN, SEED_MAX = -(2**63), 2**64 - 1
 
 
 def _number(body: Mapping, name: str, lo: float, hi: float) -> float | None:
@@ -26,7 +33,7 @@ def _number(body: Mapping, name: str, lo: float, hi: float) -> float | None:
     return float(value)
 
 
-def _integer(body: Mapping, name: str, lo: int) -> int | None:
+def _integer(body: Mapping, name: str, lo: int, hi: int | None = None) -> int | None:
     value = body.get(name)
     if value is None:
         return None
@@ -34,6 +41,8 @@ def _integer(body: Mapping, name: str, lo: int) -> int | None:
         raise InvalidRequest(f"'{name}' must be an integer", param=name)
     if value < lo:
         raise InvalidRequest(f"'{name}' must be at least {lo}, got {value}", param=name)
+    if hi is not None and value > hi:
+        raise InvalidRequest(f"'{name}' must be at most {hi}, got {value}", param=name)
     return value
 
 
@@ -64,7 +73,7 @@ def _check_messages(messages: Any) -> list[dict]:
         if not isinstance(message, dict):
             raise InvalidRequest(f"{where} must be an object", param=where)
         role = message.get("role")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise InvalidRequest(
                 f"{where}.role must be one of {', '.join(sorted(ROLES))}, got {role!r}",
                 param=f"{where}.role",
@@ -72,20 +81,7 @@ def _check_messages(messages: Any) -> list[dict]:
         content = message.get("content")
         if isinstance(content, list):
             for j, part in enumerate(content):
-                if not isinstance(part, dict) or part.get("type") not in PART_TYPES:
-                    raise InvalidRequest(
-                        f"{where}.content[{j}] must be a content part with a type of "
-                        f"{', '.join(sorted(PART_TYPES))}",
-                        param=f"{where}.content[{j}]",
-                    )
-                if part["type"] == "image_url":
-                    url = part.get("image_url")
-                    url = url.get("url") if isinstance(url, dict) else url
-                    if not isinstance(url, str) or not url:
-                        raise InvalidRequest(
-                            f"{where}.content[{j}].image_url.url must be a string",
-                            param=f"{where}.content[{j}].image_url",
-                        )
+                _check_part(part, f"{where}.content[{j}]")
         elif content is not None and not isinstance(content, str):
             raise InvalidRequest(f"{where}.content must be a string or a list of parts",
                                  param=f"{where}.content")
@@ -95,42 +91,44 @@ def _check_messages(messages: Any) -> list[dict]:
         if role == "tool" and not isinstance(message.get("tool_call_id"), str):
             raise InvalidRequest(f"{where}.tool_call_id is required for role 'tool'",
                                  param=f"{where}.tool_call_id")
+        if role == "assistant" and message.get("tool_calls") is not None:
+            check_tool_calls(message["tool_calls"], f"{where}.tool_calls")
     return messages
 
 
-def _check_tools(tools: Any) -> list[dict] | None:
-    if tools is None:
-        return None
-    if not isinstance(tools, list):
-        raise InvalidRequest("'tools' must be a list", param="tools")
-    for i, tool in enumerate(tools):
-        fn = tool.get("function") if isinstance(tool, dict) else None
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not isinstance(fn, dict):
-            raise InvalidRequest(f"tools[{i}] must be {{'type': 'function', 'function': {{...}}}}",
-                                 param=f"tools[{i}]")
-        if not isinstance(fn.get("name"), str) or not fn["name"]:
-            raise InvalidRequest(f"tools[{i}].function.name is required",
-                                 param=f"tools[{i}].function.name")
-        params = fn.get("parameters")
-        if params is not None and not isinstance(params, dict):
-            raise InvalidRequest(f"tools[{i}].function.parameters must be a JSON Schema object",
-                                 param=f"tools[{i}].function.parameters")
-    return tools or None
+def _check_part(part: Any, where: str) -> None:
+    kind = part.get("type") if isinstance(part, dict) else None
+    if not isinstance(kind, str) or kind not in PART_TYPES:
+        raise InvalidRequest(
+            f"{where} must be a content part with a type of {', '.join(sorted(PART_TYPES))}",
+            param=where,
+        )
+    kind = part["type"]
+    if kind in PART_TEXT and not isinstance(part.get(PART_TEXT[kind]), str):
+        raise InvalidRequest(f"{where}.{PART_TEXT[kind]} must be a string",
+                             param=f"{where}.{PART_TEXT[kind]}")
+    if kind == "image_url":
+        url = part.get("image_url")
+        url = url.get("url") if isinstance(url, dict) else url
+        if not isinstance(url, str) or not url:
+            raise InvalidRequest(f"{where}.image_url.url must be a string",
+                                 param=f"{where}.image_url")
+    if kind == "input_audio":
+        audio = part.get("input_audio")
+        if not isinstance(audio, dict) or not isinstance(audio.get("data"), str):
+            raise InvalidRequest(f"{where}.input_audio must be an object with base64 'data'",
+                                 param=f"{where}.input_audio")
 
 
-def _check_tool_choice(choice: Any, tools: list | None) -> Any:
-    if choice is None or choice in ("auto", "none", "required"):
-        if choice == "required" and not tools:
-            raise InvalidRequest("tool_choice 'required' needs 'tools'", param="tool_choice")
-        return choice
-    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
-        name = choice["function"].get("name")
-        if not any(t["function"]["name"] == name for t in tools or ()):
-            raise InvalidRequest(f"tool_choice names {name!r}, which is not in 'tools'",
-                                 param="tool_choice")
-        return choice
-    raise InvalidRequest("tool_choice must be 'auto', 'none', 'required' or a function choice",
-                         param="tool_choice")
+def _check_images(messages: list[dict]) -> None:
+    """Each image data URL holds an image (after _check_messages: the parts are sound)."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else ()):
+            if part["type"] == "image_url":
+                url = part["image_url"]
+                check_image_url(url.get("url") if isinstance(url, dict) else url,
+                                f"messages[{i}].content[{j}].image_url")
 
 
 def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
@@ -138,14 +136,15 @@ def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
     if not isinstance(body, dict):
         raise InvalidRequest("the request body must be a JSON object")
     messages = _check_messages(body.get("messages"))
-    tools = _check_tools(body.get("tools"))
-    tool_choice = _check_tool_choice(body.get("tool_choice"), tools)
+    tools = check_tools(body.get("tools"))
+    tool_choice = check_tool_choice(body.get("tool_choice"), tools)
     physical = virtual.physical
     if has_images(messages) and not physical.vision:
         raise InvalidRequest(
             f"model {virtual.name!r} does not accept images; use a vision model "
             "such as a qwen3.5 variant", param="messages",
         )
+    _check_images(messages)
     if tools and not physical.tools:
         raise InvalidRequest(f"model {virtual.name!r} does not support tools", param="tools")
     n = _integer(body, "n", 1)
@@ -168,7 +167,7 @@ def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
         top_p=pick(_number(body, "top_p", 0, 1), "top_p"),
         max_tokens=pick(max_tokens, "max_tokens"),
         stop=_stop(body),
-        seed=_integer(body, "seed", -(2**63)),
+        seed=_integer(body, "seed", SEED_MIN, SEED_MAX),
         presence_penalty=pick(_number(body, "presence_penalty", -2, 2), "presence_penalty"),
         frequency_penalty=pick(_number(body, "frequency_penalty", -2, 2), "frequency_penalty"),
     )

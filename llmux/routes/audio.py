@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import BodyPartReader, web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..appstate import CONFIG, EXECUTOR, MANAGER, RUNTIMES
 from ..audio import subtitles
@@ -38,10 +39,23 @@ async def _read_form(request: web.Request, limit_mb: float) -> tuple[dict, bytes
                  "(server.audio_body_limit_mb in models.yaml)")
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(too_large)
+    try:
+        reader = await request.multipart()
+    except (KeyError, ValueError):
+        raise InvalidRequest("the multipart/form-data Content-Type has no boundary parameter "
+                             "(let the HTTP client set the header)") from None
+    try:
+        return await _read_parts(reader, limit, too_large)
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        # aiohttp's reader: no starting boundary, a body cut short, broken part headers
+        raise InvalidRequest(f"the multipart/form-data body is malformed: {exc!s:.200}") from None
+
+
+async def _read_parts(reader: MultipartReader, limit: int,
+                      too_large: str) -> tuple[dict, bytes | None]:
     fields: dict[str, str] = {}
     data: bytes | None = None
     total = 0
-    reader = await request.multipart()
     async for part in reader:
         if not isinstance(part, BodyPartReader):
             raise InvalidRequest("nested multipart parts are not supported; send a flat form")
@@ -145,7 +159,10 @@ async def speech(request: web.Request) -> web.Response:
         raise InvalidRequest("'voice' must be a string", param="voice")
     if voice in OPENAI_VOICES or not voice:
         voice = virtual.behaviour.voice  # OpenAI names map to the configured default
-    language = body.get("language") or virtual.behaviour.language
+    language = body.get("language")
+    if language is not None and not isinstance(language, str):
+        raise InvalidRequest("'language' must be a string such as 'en'", param="language")
+    language = language or virtual.behaviour.language
     job = SpeechRequest(text=text, voice=voice, language=language, speed=float(speed),
                         behaviour=virtual.behaviour)
     physical = virtual.physical
