@@ -33,7 +33,7 @@ def create_app(
 ) -> web.Application:
     """Build the application. Nothing is loaded until ``on_startup`` runs."""
     from .metrics import Metrics
-    from .routes import admin, audio, bench, chat, metrics, models
+    from .routes import admin, audio, bench, chat, metrics, models, openapi
     from .scheduler import ModelManager
 
     pm = pm or get_plugin_manager()
@@ -55,8 +55,9 @@ def create_app(
         max_waiting=config.server.max_waiting,
         metrics=app[METRICS],
         gpu=gpu,
+        drain_timeout_s=config.server.shutdown_grace_s,
     )
-    for module in (models, chat, audio, admin, bench, metrics):
+    for module in (models, chat, audio, admin, bench, metrics, openapi):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_lifecycle)
     return app
@@ -64,10 +65,12 @@ def create_app(
 
 async def _lifecycle(app: web.Application):
     config = app[CONFIG]
-    # Model work runs in these threads; sized so that every admitted request and every
-    # waiting one can hold a thread while it waits for a model's lock.
+    # Model work runs in these threads. A request takes one only once the scheduler has
+    # admitted it to one of its model's parallel slots (waiters wait on the event loop), so
+    # the calls running at once are bounded by the models' slots; the rest is headroom for
+    # short work outside a lease (decoding, encoding audio).
     executor = ThreadPoolExecutor(
-        max_workers=config.server.max_waiting + 32, thread_name_prefix="llmux-model"
+        max_workers=_model_threads(app) + 16, thread_name_prefix="llmux-model"
     )
     app[EXECUTOR] = executor
     manager = app[MANAGER]
@@ -81,6 +84,13 @@ async def _lifecycle(app: web.Application):
     finally:
         await manager.close()
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _model_threads(app: web.Application) -> int:
+    """Every physical model's parallel slots: the most calls that can ever run at once."""
+    runtimes = app[RUNTIMES]
+    return sum(max(1, runtimes.get(m.backend).info.parallel)
+               for m in app[CONFIG].physical.values() if runtimes.has(m.backend))
 
 
 class AccessLogger(AbstractAccessLogger):

@@ -42,6 +42,8 @@ class ServerSettings:
     max_waiting: int = 64
     metrics_require_auth: bool = False
     preload: tuple[str, ...] = ()
+    stream_write_timeout_s: float = 60  # a stream whose client stops reading ends after this
+    shutdown_grace_s: float = 10  # how long shutdown waits for running calls to end
 
 
 @dataclass(frozen=True)

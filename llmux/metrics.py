@@ -1,7 +1,8 @@
 """Prometheus metrics for one application, in its own registry (never the global default).
 
-The scheduler reports loads, unloads, evictions, queue depth and leases; the HTTP routes
-report time to first token, tokens generated and finished requests. ``GET /metrics`` serves
+The scheduler reports loads, unloads, evictions, queue depth, leases (calls in flight) and
+requests waiting, by model; the HTTP routes report time to first token, tokens generated,
+finished requests, internal errors and streams cut off because the client stopped reading. ``GET /metrics`` serves
 :meth:`Metrics.render`.
 """
 
@@ -54,6 +55,11 @@ class Metrics:
             "llmux_requests_in_flight", "Leases held (requests being served)", ["model"],
             registry=r,
         )
+        self.waiting = Gauge(
+            "llmux_requests_waiting",
+            "Requests waiting for the model: for its load or for a free parallel slot",
+            ["model"], registry=r,
+        )
         self.vram_used = Gauge(
             "llmux_vram_used_gb", "VRAM the loaded models account for", registry=r
         )
@@ -67,6 +73,16 @@ class Metrics:
         self.requests = Counter(
             "llmux_requests", "Finished HTTP requests", ["model", "endpoint", "status"],
             registry=r,
+        )
+        self.internal_errors = Counter(
+            "llmux_internal_errors",
+            "Unexpected errors (answered with a generic message and an error id)", ["model"],
+            registry=r,
+        )
+        self.stalled_streams = Counter(
+            "llmux_stalled_streams",
+            "Streams ended because the client stopped reading (server.stream_write_timeout_s)",
+            ["model"], registry=r,
         )
 
     # ------------------------------------------------------------------ from the scheduler
@@ -97,6 +113,9 @@ class Metrics:
     def lease_ended(self, model: str) -> None:
         self.in_flight.labels(model).dec()
 
+    def set_waiting(self, model: str, n: int) -> None:
+        self.waiting.labels(model).set(n)
+
     # ------------------------------------------------------------------ from the routes
 
     def observe_ttft(self, model: str, seconds: float) -> None:
@@ -108,6 +127,12 @@ class Metrics:
 
     def request_done(self, model: str, endpoint: str, status: int) -> None:
         self.requests.labels(model, endpoint, str(status)).inc()
+
+    def internal_error(self, model: str) -> None:
+        self.internal_errors.labels(model).inc()
+
+    def stream_stalled(self, model: str) -> None:
+        self.stalled_streams.labels(model).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""

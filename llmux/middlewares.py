@@ -1,20 +1,28 @@
 """Error and authentication middlewares.
 
 Every failure leaves as OpenAI's error JSON, never an HTML page or a traceback; every
-``/v1/*`` request needs a Bearer key from api_keys.yaml, compared in constant time.
+``/v1/*`` request needs a Bearer key from api_keys.yaml, compared in constant time. An
+unexpected error's detail never reaches the client: it gets a generic message with an error
+id, and the log has the detail under the same id.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
+import secrets
+from typing import Any
 
 from aiohttp import web
 
-from .appstate import API_KEY, CONFIG
+from .appstate import API_KEY, CONFIG, METRICS
 from .errors import AuthenticationFailed, LlmuxError, ServiceUnavailable
 
 log = logging.getLogger("llmux.http")
+
+# Per-request: the model the client asked for, once a route has resolved it (for the
+# internal-error counter).
+MODEL: Any = web.RequestKey("model", str) if hasattr(web, "RequestKey") else "llmux.model"
 
 _HTTP_CODES = {
     400: ("invalid_request_error", "bad_request"),
@@ -34,6 +42,20 @@ def error_response(status: int, message: str, *, type_: str | None = None,
     body = {"error": {"message": message, "type": type_ or default_type,
                       "param": param, "code": code or default_code}}
     return web.json_response(body, status=status, headers=headers)
+
+
+def internal_error(request: web.Request, exc: BaseException, model: str | None = None,
+                   where: str = "request") -> str:
+    """Log an unexpected error with a fresh id and count it; return the message the client
+    gets, which names the id and nothing of the error itself."""
+    error_id = secrets.token_hex(6)
+    model = model or request.get(MODEL) or "-"
+    log.error("internal error %s in the %s for %s (%s %s): %s: %s", error_id, where, model,
+              request.method, request.path, type(exc).__name__, exc, exc_info=exc)
+    metrics = request.app.get(METRICS)
+    if metrics is not None:
+        metrics.internal_error(model)
+    return f"internal error (id {error_id})"
 
 
 @web.middleware
@@ -65,11 +87,9 @@ async def error_middleware(request: web.Request, handler):
     except (ConnectionResetError, OSError) as exc:
         if request.transport is None or request.transport.is_closing():
             raise  # the client left; nothing to answer
-        log.exception("internal error on %s %s", request.method, request.path)
-        return error_response(500, f"internal error: {exc.__class__.__name__}")
+        return error_response(500, internal_error(request, exc), code="internal_error")
     except Exception as exc:
-        log.exception("internal error on %s %s", request.method, request.path)
-        return error_response(500, f"internal error: {exc.__class__.__name__}")
+        return error_response(500, internal_error(request, exc), code="internal_error")
 
 
 def _needs_auth(request: web.Request) -> bool:

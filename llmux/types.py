@@ -247,6 +247,10 @@ class BackendInfo:
     )  # JSON Schema for the physical model's ``options``
     asr_sample_rate: int = 16000  # the rate its ASR models receive PCM at
     description: str = ""
+    # How many calls (``infer``) one loaded model serves at once. The core admits no more
+    # than this; further requests wait on the event loop (counting toward server.max_waiting),
+    # never in a worker thread.
+    parallel: int = 1
 
 
 class Cancellation:

@@ -8,6 +8,8 @@ the gateway benchmark exercise the real core. Its options (models.yaml ``options
 - ``reply``: the chat answer (default: echoes the last user message);
 - ``repeat``: how many times the reply is streamed (default 1; a long stream for tests);
 - ``token_delay``: seconds between tokens (default 0);
+- ``fail_after``: the runtime raises an unexpected error (a RuntimeError whose text must never
+  reach the client) after this many chat tokens;
 - ``reasoning``: emit reasoning before the answer when the behaviour thinks (default true);
 - ``transcript``: the ASR text (default: describes the audio received);
 - ``seconds_per_char``: TTS audio length per input character (default 0.06);
@@ -18,6 +20,10 @@ the gateway benchmark exercise the real core. Its options (models.yaml ``options
 
 Every load, unload, request and cancellation is counted in :data:`RECORDS`, so tests can
 assert what happened inside the runtime.
+
+The backend declares :data:`PARALLEL` parallel slots per loaded model (a real runtime
+declares 1); tests set it lower, before the application is built, to exercise the core's
+per-model concurrency.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ from ..types import (
     VramEstimate,
 )
 SAMPLE_RATE = 24000
+PARALLEL = 64  # calls one loaded echo model serves at once (BackendInfo.parallel)
+FAILURE_DETAIL = "echo runtime failure (simulated; secret detail /srv/weights/key=abc)"
 OPTIONS_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
@@ -58,6 +66,7 @@ OPTIONS_SCHEMA = {
         "reply": {"type": "string"},
         "repeat": {"type": "integer", "minimum": 1},
         "token_delay": {"type": "number", "minimum": 0},
+        "fail_after": {"type": "integer", "minimum": 0},
         "reasoning": {"type": "boolean"},
         "transcript": {"type": "string"},
         "seconds_per_char": {"type": "number", "exclusiveMinimum": 0},
@@ -116,6 +125,7 @@ def backends() -> list[BackendInfo]:
             types=frozenset({"llm", "asr", "tts"}),
             options_schema=OPTIONS_SCHEMA,
             description="deterministic built-in runtime for tests and the demo",
+            parallel=PARALLEL,
         )
     ]
 
@@ -214,6 +224,7 @@ def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) ->
     delay = opts.get("token_delay", 0)
     prompt_tokens = _prompt_tokens(request, images)
     limit = request.sampling.max_tokens
+    fail_after = opts.get("fail_after")
     produced = 0
     cancelled = False
     finish = "stop"
@@ -225,6 +236,8 @@ def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) ->
             if limit is not None and produced >= limit:
                 finish = "length"
                 break
+            if fail_after is not None and produced >= fail_after:
+                raise RuntimeError(FAILURE_DETAIL)
             if delay:
                 cancel.wait(delay)
             produced += 1

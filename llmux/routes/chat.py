@@ -1,7 +1,13 @@
-"""POST /v1/chat/completions: non-streaming JSON and SSE streaming."""
+"""POST /v1/chat/completions: non-streaming JSON and SSE streaming.
+
+A stream whose client stops reading is ended after ``server.stream_write_timeout_s`` (its
+lease goes with it); an unexpected runtime error reaches the client as a generic message with
+an error id, its detail only the log (see :func:`llmux.middlewares.internal_error`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
@@ -11,6 +17,7 @@ from aiohttp import web
 from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, METRICS
 from ..bridge import EventBridge, run_to_completion
 from ..errors import LlmuxError
+from ..middlewares import MODEL, internal_error
 from ..openai.chat import include_usage, parse_chat_request
 from ..openai.completions import Accumulator, SseEncoder, completion_id
 from ..types import Cancellation, ChatRequest
@@ -32,6 +39,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     app = request.app
     body = await read_json(request, app[CONFIG].server.chat_body_limit_mb)
     virtual = resolve_model(request, body.get("model") if isinstance(body, dict) else None, "llm")
+    request[MODEL] = virtual.name
     chat = parse_chat_request(body, virtual)
     usage_wanted = include_usage(body)
     physical = virtual.physical
@@ -78,10 +86,25 @@ async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
     return web.json_response(acc.response(chat.model))
 
 
+class StalledReader(Exception):
+    """The client did not take a write within server.stream_write_timeout_s."""
+
+
 async def _stream(request, bridge: EventBridge, chat: ChatRequest, usage_wanted: bool,
                   started: float) -> web.StreamResponse:
     metrics = request.app[METRICS]
     encoder = SseEncoder(chat.model, include_usage=usage_wanted, cid=completion_id())
+    timeout = request.app[CONFIG].server.stream_write_timeout_s
+    response = web.StreamResponse(headers=SSE_HEADERS)
+
+    async def write(data: bytes) -> None:
+        # aiohttp waits for the socket to drain once its buffer is full: a client that has
+        # stopped reading would hold this request, its worker and its lease forever.
+        try:
+            await asyncio.wait_for(response.write(data), timeout)
+        except TimeoutError:
+            raise StalledReader from None
+
     batches = bridge.__aiter__()
     # Wait for the first events before sending headers: an error the runtime raises at
     # once (a corrupt image, an unsupported option) still becomes a proper 4xx response.
@@ -90,27 +113,38 @@ async def _stream(request, bridge: EventBridge, chat: ChatRequest, usage_wanted:
     except StopAsyncIteration:
         first = []
     metrics.observe_ttft(chat.model, time.perf_counter() - started)
-    response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
-    await response.write(encoder.start() + encoder.encode(first))
     try:
-        async for batch in batches:
-            data = encoder.encode(batch)
-            if data:
-                await response.write(data)
-    except LlmuxError as exc:
-        log.warning("stream for %s failed: %s", chat.model, exc.message)
-        await response.write(encoder.error(exc.to_json()))
+        try:
+            await write(encoder.start() + encoder.encode(first))
+            async for batch in batches:
+                data = encoder.encode(batch)
+                if data:
+                    await write(data)
+        except LlmuxError as exc:
+            log.warning("stream for %s failed: %s", chat.model, exc.message)
+            await write(encoder.error(exc.to_json()))
+            return response
+        except (StalledReader, ConnectionResetError, ConnectionError):
+            raise
+        except Exception as exc:
+            message = internal_error(request, exc, chat.model, "stream")
+            error = LlmuxError(message, code="internal_error")
+            await write(encoder.error(error.to_json()))
+            return response
+        if encoder.usage:
+            metrics.add_tokens(chat.model, encoder.usage.completion_tokens)
+        await write(encoder.end())
+    except StalledReader:
+        log.warning("the client of a %s stream took nothing for %g s (server."
+                    "stream_write_timeout_s); stream ended, generation stopped", chat.model,
+                    timeout)
+        metrics.stream_stalled(chat.model)
+        if request.transport is not None:
+            request.transport.abort()  # its unread data is dropped with it
         return response
     except (ConnectionResetError, ConnectionError):
         log.info("client left the %s stream; generation stopped", chat.model)
         raise
-    except Exception as exc:
-        log.exception("stream for %s failed", chat.model)
-        await response.write(encoder.error(LlmuxError(f"generation failed: {exc}").to_json()))
-        return response
-    if encoder.usage:
-        metrics.add_tokens(chat.model, encoder.usage.completion_tokens)
-    await response.write(encoder.end())
     await response.write_eof()
     return response

@@ -24,13 +24,25 @@ class Slot:
     estimated_gb: float | None
     measured_gb: float | None
     loaded_since: float  # time.time()
-    in_flight: int = 0
+    in_flight: int = 0  # leases held: calls running on the model, at most ``parallel``
     unloading: bool = False
+
+    @property
+    def parallel(self) -> int:
+        """How many calls the model serves at once (its backend's ``BackendInfo.parallel``)."""
+        return max(1, int(getattr(self.backend.info, "parallel", 1) or 1))
+
+    @property
+    def full(self) -> bool:
+        return self.in_flight >= self.parallel
 
 
 @dataclass(eq=False)
 class Waiter:
-    """A request queued for admission (``lease``) or an admin unload (``unload``)."""
+    """A request queued for admission (``lease``) or an admin unload (``unload``).
+
+    A lease waiter waits for its model to load, or, when it is loaded, for one of its
+    parallel slots to come free; either way it counts toward ``max_waiting``."""
 
     name: str
     kind: str

@@ -72,6 +72,7 @@ class Ledger:
             "model": s.model.name, "type": s.model.type, "backend": s.model.backend,
             "vram_gb": s.vram_gb, "vram_estimated_gb": s.estimated_gb,
             "vram_measured_gb": s.measured_gb, "in_flight": s.in_flight,
+            "parallel": s.parallel,
             "loaded_since": datetime.fromtimestamp(s.loaded_since, timezone.utc).isoformat(),
         } for s in self.loaded.values()]
         budget = None if math.isinf(self.budget_gb) else self.budget_gb

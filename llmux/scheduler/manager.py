@@ -2,9 +2,14 @@
 
 One background task, the admitter, makes every load and unload (under an asyncio lock), so
 there is never more than one at a time and a client that leaves never interrupts a load.
-Admission order (docs/scheduling.md): FIFO, except that a request for a model that is loaded
-and not about to be evicted is admitted at once, and when a model finishes loading every
-request queued for it is admitted together.
+Admission order (docs/scheduling.md): FIFO, except that a request for a model that is loaded,
+not about to be evicted and has a free parallel slot is admitted at once, and when a model
+finishes loading the requests queued for it are admitted together (up to its slots).
+
+Each loaded model serves at most ``parallel`` calls at once (its backend's
+``BackendInfo.parallel``); a lease is one such call. Requests beyond that wait here, on the
+event loop, in the same bounded queue as requests waiting for a load — never in a worker
+thread — so a crowd for one model cannot starve the executor that every model shares.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from typing import Any, Iterable, Mapping
 
 from ..errors import InsufficientVram, LlmuxError, ModelNotFound, ServiceUnavailable
@@ -42,6 +47,7 @@ class ModelManager:
         self.drain_timeout_s = drain_timeout_s
         self.events = self.ledger.events  # evict / unload / load / load_failed, in order
         self._queue: deque[Waiter] = deque()
+        self._waiting: Counter[str] = Counter()  # lease waiters in the queue, by model
         self._doomed: set[str] = set()  # loaded models that the first blocked load will evict
         self._unscanned = False  # a waiter joined since the last scan: no fast path until then
         self._loading: str | None = None
@@ -67,7 +73,8 @@ class ModelManager:
             raise InsufficientVram(fit.problem)
         self._ensure_task()
         slot = self.ledger.loaded.get(name)
-        if slot is not None and not (slot.unloading or self._unscanned or name in self._doomed):
+        if slot is not None and not (slot.full or slot.unloading or self._unscanned
+                                     or self._waiting[name] or name in self._doomed):
             return self._grant(slot)
         future = asyncio.get_running_loop().create_future()
         return await self._wait(Waiter(name, "lease", future, reason))
@@ -79,8 +86,7 @@ class ModelManager:
         lease.slot.in_flight = max(0, lease.slot.in_flight - 1)
         if self.metrics:
             self.metrics.lease_ended(lease.model.name)
-        if lease.slot.in_flight == 0:
-            self._kick.set()
+        self._kick.set()  # a parallel slot came free (or the model went idle)
 
     async def start(self, preload: Iterable[str] = ()) -> None:
         """Size every model, start the admitter and load the ``preload`` models (a failure
@@ -105,12 +111,17 @@ class ModelManager:
         return await self._wait(Waiter(name, "unload", asyncio.get_running_loop().create_future()))
 
     async def close(self) -> None:
-        """Fail the waiters, let the leases drain (bounded), unload everything."""
+        """Fail the waiters, let the leases drain (up to ``drain_timeout_s``), then unload
+        every model that no call is using. A model still in use after the grace stays loaded
+        (the process's exit frees it): a runtime is never unloaded under a running call."""
         self._closed = True
-        for waiter in self._queue:
+        for waiter in list(self._queue):
             if not waiter.future.done():
-                waiter.future.set_exception(ServiceUnavailable("llmux is shutting down"))
+                waiter.future.set_exception(ServiceUnavailable("llmux is shutting down",
+                                                               retry_after=5))
         self._queue.clear()
+        self._waiting.clear()
+        self._sync_metrics()
         async with self._lock:
             if self._task is not None:
                 self._task.cancel()
@@ -118,17 +129,24 @@ class ModelManager:
             deadline = time.monotonic() + self.drain_timeout_s
             while any(s.in_flight for s in self.ledger.loaded.values()):
                 if time.monotonic() > deadline:
-                    log.warning("shutdown: leases still held after %.0f s", self.drain_timeout_s)
-                    for slot in self.ledger.loaded.values():
-                        slot.in_flight = 0
                     break
                 await asyncio.sleep(0.05)
             for name in self.ledger.in_priority_order():
+                slot = self.ledger.loaded[name]
+                if slot.in_flight:
+                    log.warning("shutdown: %s still serves %d call(s) after %.0f s; left loaded",
+                                name, slot.in_flight, self.drain_timeout_s)
+                    continue
                 await self.ledger.unload(name, "shutdown")
         self.ledger.pool.shutdown(wait=False)
 
     def snapshot(self) -> dict:
-        return {**self.ledger.snapshot(), "waiting": len(self._queue), "loading": self._loading}
+        snap = self.ledger.snapshot()
+        for entry in snap["loaded"]:
+            entry["waiting"] = self._waiting[entry["model"]]
+        by_model = {name: n for name, n in self._waiting.items() if n}
+        return {**snap, "waiting": len(self._queue), "waiting_by_model": by_model,
+                "loading": self._loading}
 
     def vram_of(self, name: str) -> float:
         return self.ledger.vram_of(name)
@@ -167,6 +185,8 @@ class ModelManager:
                 f"{len(self._queue)} requests are already waiting for a model (server.max_waiting);"
                 f" retry in {retry} s", retry_after=retry)
         self._queue.append(waiter)
+        if waiter.kind == "lease":
+            self._waiting[waiter.name] += 1
         self._unscanned = True
         self._changed()
         try:
@@ -176,19 +196,30 @@ class ModelManager:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 if isinstance(fut.result(), Lease):
                     self.release(fut.result())
-            if waiter in self._queue:
-                self._queue.remove(waiter)
+            self._drop(waiter)
             self._changed()
             raise
 
-    def _changed(self) -> None:
-        if self.metrics:
-            self.metrics.set_queue_depth(len(self._queue))
-        self._kick.set()
-
-    def _finish_one(self, waiter: Waiter, result: Any = None, exc: BaseException | None = None):
+    def _drop(self, waiter: Waiter) -> None:
         if waiter in self._queue:
             self._queue.remove(waiter)
+            if waiter.kind == "lease":
+                self._waiting[waiter.name] -= 1
+                if self._waiting[waiter.name] <= 0:
+                    del self._waiting[waiter.name]
+
+    def _changed(self) -> None:
+        self._sync_metrics()
+        self._kick.set()
+
+    def _sync_metrics(self) -> None:
+        if self.metrics:
+            self.metrics.set_queue_depth(len(self._queue))
+            for name in self.physical:
+                self.metrics.set_waiting(name, self._waiting[name])
+
+    def _finish_one(self, waiter: Waiter, result: Any = None, exc: BaseException | None = None):
+        self._drop(waiter)
         if waiter.future.done():
             if isinstance(result, Lease):
                 self.release(result)
@@ -198,9 +229,15 @@ class ModelManager:
             waiter.future.set_result(result)
 
     def _finish(self, name: str, *, slot: Slot | None = None, exc: BaseException | None = None):
-        """Every queued request for ``name`` shares the outcome of its one load."""
+        """Every queued request for ``name`` shares the outcome of its one load: a failure,
+        or a lease for as many as the model has parallel slots (the rest wait for one)."""
         for waiter in [w for w in self._queue if w.kind == "lease" and w.name == name]:
-            self._finish_one(waiter, self._grant(slot) if slot else None, exc)
+            if waiter.future.done():
+                self._drop(waiter)
+            elif slot is None:
+                self._finish_one(waiter, exc=exc)
+            elif not slot.full:
+                self._finish_one(waiter, self._grant(slot))
 
     # ------------------------------------------------------------------ the admitter
 
@@ -217,8 +254,7 @@ class ModelManager:
                 log.exception("scheduler: unexpected error; continuing")
                 await asyncio.sleep(0.05)
                 self._kick.set()
-            if self.metrics:
-                self.metrics.set_queue_depth(len(self._queue))
+            self._sync_metrics()
 
     async def _step(self) -> bool:
         """Grant what can be granted; carry out at most one load or unload. True if it did."""
@@ -244,18 +280,20 @@ class ModelManager:
         return True
 
     def _scan(self) -> tuple[Waiter, Decision | None] | None:
-        """In queue order: admit each request whose model is loaded and not about to be
-        evicted; the first one that needs a load or unload is the only one acted on (or, if
+        """In queue order: admit each request whose model is loaded, not about to be evicted
+        and has a free parallel slot (one whose slots are all busy keeps its place and blocks
+        nothing); the first one that needs a load or unload is the only one acted on (or, if
         its victims are in use, waited for) — later loads queue behind it."""
         doomed: set[str] = set()
         plan, blocked = None, False
         for waiter in list(self._queue):
             if waiter.future.done():
-                self._queue.remove(waiter)
+                self._drop(waiter)
                 continue
             slot = self.ledger.loaded.get(waiter.name)
             if waiter.kind == "lease" and slot is not None and waiter.name not in doomed:
-                self._finish_one(waiter, self._grant(slot))
+                if not slot.full:
+                    self._finish_one(waiter, self._grant(slot))
                 continue
             if plan is not None or blocked:
                 continue
