@@ -65,7 +65,8 @@ def load(model: PhysicalModel, device: str | None) -> Any:
 
 @hookimpl
 def unload(model: PhysicalModel, handle: Any) -> None:
-    handle.close()
+    with handle.lock:  # never free the model under a running call (shutdown included)
+        handle.close()
     del handle
     gc.collect()
 

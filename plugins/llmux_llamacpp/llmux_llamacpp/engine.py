@@ -5,7 +5,8 @@ the cancellation, counts tokens exactly, turns each token into bytes once (cache
 UTF-8 incrementally (a character split across tokens is held back, nothing is
 re-detokenized) and feeds the text to the chat format's stream parser. One generation at a
 time per model: a per-handle lock, waited for in short slices so that a cancelled request
-stops waiting.
+stops waiting, and held by ``unload`` too. A text prompt is evaluated in ``n_batch`` slices
+(:func:`.prompt.evaluate`) with the cancellation checked between them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Iterator
 from llmux import ChatRequest, InvalidRequest, LlmuxError, ModelLoadError, Usage
 
 from .options import Settings
-from .prompt import ChatTemplate, image_urls, with_markers
+from .prompt import ChatTemplate, evaluate, image_urls, with_markers
 from .vision import Vision, decode_image
 
 log = logging.getLogger("llmux_llamacpp")
@@ -195,15 +196,21 @@ class Engine:
             return
         run = Run()
         try:
+            if "llama" not in self.__dict__:
+                raise ModelLoadError(f"model {self.name!r} was unloaded")
             if images:
                 assert self.vision is not None
                 tokens, run.prompt = self.vision.evaluate(self.llama, prompt, images)
+                evaluated = not cancel.cancelled
             else:
                 run.prompt = len(tokens)
+                evaluated = evaluate(self.llama, tokens, cancel)
             room = self.settings.n_ctx - run.prompt
             wanted = request.sampling.max_tokens
             limit = min(wanted, room) if wanted else room
-            if limit <= 0:
+            if not evaluated:
+                run.reason = "cancelled"
+            elif limit <= 0:
                 run.reason = "length"
             else:
                 yield from self._loop(run, request, cancel, parser, fmt, tokens, limit, grammar)
@@ -223,7 +230,9 @@ class Engine:
         s = request.sampling
         opts = {**DEFAULTS, **self.settings.sampling}
         seed = s.seed if s.seed is not None else opts.get("seed")
-        self.llama.set_seed(seed if seed is not None else llama_cpp.LLAMA_DEFAULT_SEED)
+        # llama.cpp's sampler seed is 32-bit; the API takes any 64-bit integer.
+        self.llama.set_seed(seed & 0xFFFFFFFF if seed is not None
+                            else llama_cpp.LLAMA_DEFAULT_SEED)
         special = fmt.needs_special_tokens
         stopper = Stopper([(x, False) for x in s.stop if x]
                           + [(x, True) for x in fmt.stop_sequences])

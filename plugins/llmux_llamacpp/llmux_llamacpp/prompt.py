@@ -6,6 +6,9 @@ environment with ``raise_exception``, ``strftime_now`` and a ``tojson`` that kee
 text. Messages come from the chat format's ``prepare_messages``; image parts become the
 multimodal marker, which mtmd replaces with the image's embeddings (and its own
 ``<|vision_start|>``/``<|vision_end|>`` for Qwen models).
+
+:func:`evaluate` runs a text prompt through the model in ``n_batch``-token slices, checking
+the cancellation between them, so a long prompt stops soon after the client has gone.
 """
 
 from __future__ import annotations
@@ -52,6 +55,39 @@ class ChatTemplate:
             # The template's own checks (a system message not first, no user query, ...).
             raise InvalidRequest(f"the chat template rejected the messages: {exc}",
                                  param="messages") from exc
+
+
+def evaluate(llama: Any, tokens: list[int], cancel: Any) -> bool:
+    """Evaluate ``tokens`` into ``llama``'s context, reusing the cached prefix as
+    ``Llama.generate`` does, one ``n_batch`` slice at a time; False once ``cancel`` is set
+    (what was evaluated stays consistent: a later prompt reuses it as a prefix).
+
+    ``Llama.generate(tokens)`` then finds the whole prompt cached and samples at once.
+    """
+    if not tokens:
+        return not cancel.cancelled
+    cached = llama.n_tokens
+    prefix = 0
+    for a, b in zip(llama.input_ids[:cached].tolist(), tokens):
+        if a != b:
+            break
+        prefix += 1
+    if prefix == len(tokens) == cached and not llama._requires_eval:
+        return not cancel.cancelled
+    # A fully cached prompt is cut by a token, whose evaluation brings the logits back.
+    reuse = prefix - 1 if prefix == len(tokens) else prefix
+    if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+        llama.n_tokens = reuse
+        llama._requires_eval = True
+    else:  # recurrent state cannot be cut: start over, as generate would
+        llama.reset()
+        reuse = 0
+    step = max(1, llama.n_batch)
+    for start in range(reuse, len(tokens), step):
+        if cancel.cancelled:
+            return False
+        llama.eval(tokens[start:start + step])
+    return not cancel.cancelled
 
 
 def _raise_exception(message: str) -> None:

@@ -12,8 +12,10 @@ at the quietest ``min_energy_window_samples`` (0.1 s) window of its last
 extractor's own parameters (the processor returns the chunks' order, not where they lie, and
 the tests check the two agree), then each chunk goes through the processor and ``generate``
 on its own, so a request can be cancelled between chunks and long uploads never build the
-features of the whole recording at once. The chunks become the transcription's segments:
-the model emits no timestamps, so chunk boundaries are the only times there are.
+features of the whole recording at once; within a chunk, a cancellation stops the encoder and
+the decoder at their next layer (:func:`.prefill.interruptible`). The chunks become the
+transcription's segments: the model emits no timestamps, so chunk boundaries are the only
+times there are.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from llmux.types import Cancellation, PhysicalModel, Segment, Transcription, Tra
 
 from .checkpoint import Checkpoint
 from .loading import Plan
+from .prefill import Interrupted, interruptible
 
 log = logging.getLogger(__name__)
 
@@ -156,12 +159,17 @@ def _transcribe(h: AsrModel, request, samples, language: str, cancel) -> Transcr
             samples[start:end], sampling_rate=SAMPLE_RATE, return_tensors="pt",
             language=language, punctuation=True,
         )
+        if cancel.cancelled:
+            break
         inputs.pop("audio_chunk_index", None)
         inputs = inputs.to(h.model.device, dtype=h.model.dtype)
         prompt = inputs["decoder_input_ids"][0].tolist()
-        with torch.inference_mode():
-            out = h.model.generate(**inputs, **_generation_kwargs(h, request, prompt, end - start,
-                                                                   cancel))
+        try:
+            with torch.inference_mode(), interruptible(h.model, cancel):
+                out = h.model.generate(**inputs, **_generation_kwargs(h, request, prompt,
+                                                                       end - start, cancel))
+        except Interrupted:  # cancelled inside the encoder or a decoder step
+            break
         rows.append(out[0].tolist())
     texts = [t.strip() for t in h.processor.batch_decode(rows, skip_special_tokens=True)]
     segments = tuple(

@@ -3,7 +3,11 @@ token by token keeping the special tokens the chat format parses, and yield chat
 
 Long prompts are prefilled in slices of ``prefill_chunk`` tokens (:mod:`.prefill`) in the
 generation thread, under the model's lock, before ``generate`` runs; a cancellation stops
-the prefill between slices.
+the prefill between slices, and any forward between two layers (:func:`.prefill.interruptible`).
+
+The generation thread is this iterator's: however the iterator ends (finished, closed by a
+client that left, an error), it stops that thread and waits for it before returning, so the
+caller's lease on the model outlives every use of it.
 
 Hot path: the generation thread hands each new token id to a ``SimpleQueue``; the consumer
 (the core's worker thread pulling this iterator) decodes it incrementally (two short
@@ -23,7 +27,7 @@ from llmux.errors import InvalidRequest
 from llmux.types import Cancellation, ChatEvent, ChatRequest, Usage
 
 from .loading import Plan
-from .prefill import DEFAULT_CHUNK, VISION_INPUTS, plan
+from .prefill import DEFAULT_CHUNK, VISION_INPUTS, Interrupted, interruptible, plan
 from .vision import Vision, image_parts
 
 log = logging.getLogger(__name__)
@@ -33,7 +37,7 @@ log = logging.getLogger(__name__)
 #: ``transformers.LogitsProcessor`` (or None) that runs after the sampling processors.
 EXTRA_LOGITS_PROCESSORS: list[Callable[[ChatRequest, Any, list[int]], Any]] = []
 
-JOIN_SECONDS = 10.0  # how long a cancelled generation may take to notice
+JOIN_SECONDS = 10.0  # after this, a generation still running is logged (and waited for)
 POLL_SECONDS = 0.05
 
 
@@ -68,16 +72,19 @@ def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[C
         raise InvalidRequest(str(exc)) from None
     messages = fmt.prepare_messages(request.messages, request.behaviour)
     ids = render(h.tokenizer, messages, request.tools, kwargs)
+    parser = fmt.parser(request.tools, thinking=kwargs.get("enable_thinking", True))
     inputs: dict[str, Any] = {}
     if urls:
-        inputs, counts = h.vision.inputs(urls)
+        decoded = h.vision.inputs(urls, cancel)
+        if decoded is None:  # cancelled while decoding the images
+            return _cancelled(parser, len(ids))
+        inputs, counts = decoded
         ids = h.vision.expand(ids, counts)
     if len(ids) >= h.max_context:
         raise InvalidRequest(
             f"the prompt is {len(ids)} tokens; model {request.model!r} takes at most "
             f"{h.max_context} tokens of context", param="messages", code="context_length_exceeded"
         )
-    parser = fmt.parser(request.tools, thinking=kwargs.get("enable_thinking", True))
     keep_ends = bool(fmt.stop_sequences or fmt.needs_special_tokens)
     return _generate(h, request, cancel, ids, inputs, parser, keep_ends)
 
@@ -99,17 +106,30 @@ def render(tokenizer: Any, messages: list, tools: Any, kwargs: dict) -> list[int
 # --------------------------------------------------------------------------- generation
 
 
+def _cancelled(parser, prompt_tokens: int) -> Iterator[ChatEvent]:
+    yield from parser.close("cancelled")
+    yield Usage(prompt_tokens, 0)
+
+
 def _generate(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEvent]:
-    prompt_tokens = len(ids)
-    while not h.lock.acquire(timeout=POLL_SECONDS):  # one generation per model at a time
-        if cancel.cancelled:
-            yield from parser.close("cancelled")
-            yield Usage(prompt_tokens, 0)
-            return
+    if not _acquire(h.lock, cancel):
+        yield from _cancelled(parser, len(ids))
+        return
     try:
         yield from _run(h, request, cancel, ids, inputs, parser, keep_ends)
     finally:
         h.lock.release()
+
+
+def _acquire(lock: threading.Lock, cancel: Cancellation) -> bool:
+    """The model's lock (one generation per model at a time), or False once cancelled."""
+    while not lock.acquire(timeout=POLL_SECONDS):
+        if cancel.cancelled:
+            return False
+    if cancel.cancelled:
+        lock.release()
+        return False
+    return True
 
 
 def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEvent]:
@@ -118,7 +138,8 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
     sampling = request.sampling
     limit = h.max_context - len(ids)
     max_new = min(sampling.max_tokens, limit) if sampling.max_tokens else limit
-    stop = threading.Event()
+    stop = threading.Event()  # set by a stop string, and whenever this iterator ends
+    halt = _Halt(stop, cancel)
     streamer = _TokenQueue()
     gen_kwargs = _generation_kwargs(h, request, ids, inputs, stop, cancel, streamer, max_new)
     image_token = h.vision.image_token_id if h.vision is not None else None
@@ -133,7 +154,7 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
     produced, last, reason = 0, None, "stop"
 
     thread = threading.Thread(
-        target=_generate_in_thread, args=(h.model, gen_kwargs, streamer, prefill, cancel),
+        target=_generate_in_thread, args=(h.model, gen_kwargs, streamer, prefill, halt),
         name=f"llmux-generate-{h.name}", daemon=True,
     )
     if sampling.seed is not None:
@@ -175,25 +196,34 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
         yield from parser.close(reason)
         yield Usage(prompt_tokens=len(ids), completion_tokens=produced)
     finally:
-        stop.set()
-        thread.join(JOIN_SECONDS)
-        if thread.is_alive():
-            log.error("%s: generation did not stop within %ss", h.name, JOIN_SECONDS)
+        stop.set()  # ends generate at its next step, the prefill or a forward at its next layer
+        _join(thread, h.name)
+
+
+def _join(thread: threading.Thread, name: str) -> None:
+    """Wait for the generation thread, however long it takes: the model is in use until it
+    has ended (a close that returned early would let an eviction free it under ``generate``)."""
+    thread.join(JOIN_SECONDS)
+    if thread.is_alive():
+        log.error("%s: generation has not stopped after %ss; waiting for it", name, JOIN_SECONDS)
+        thread.join()
 
 
 def _generate_in_thread(model: Any, kwargs: dict, streamer: "_TokenQueue", prefill: Any,
-                        cancel: Cancellation) -> None:
+                        halt: "_Halt") -> None:
     import torch
 
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), interruptible(model, halt):
             if prefill is not None:
-                cache = prefill.run(cancel)
+                cache = prefill.run(halt)
                 if cache is None:  # cancelled between slices: the consumer reports it
                     return
                 kwargs[prefill.cache_arg] = cache
                 del prefill
             model.generate(**kwargs)
+    except Interrupted:  # cancelled inside a forward: the consumer reports it
+        pass
     except BaseException as exc:  # handed to the consumer, re-raised there
         streamer.queue.put(exc)
     finally:
@@ -278,17 +308,31 @@ class _TokenQueue:
         self.queue.put(None)
 
 
-class _Stop:
-    """Ends ``generate`` at the next step once cancelled or stopped."""
+class _Halt:
+    """What the generation thread checks: the request cancelled, or its consumer done (a
+    stop string, or the iterator closed)."""
+
+    __slots__ = ("cancel", "stop")
 
     def __init__(self, stop: threading.Event, cancel: Cancellation) -> None:
         self.stop, self.cancel = stop, cancel
 
+    @property
+    def cancelled(self) -> bool:
+        return self.stop.is_set() or self.cancel.cancelled
+
+
+class _Stop:
+    """Ends ``generate`` at the next step once cancelled or stopped."""
+
+    def __init__(self, stop: threading.Event, cancel: Cancellation) -> None:
+        self.halt = _Halt(stop, cancel)
+
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        done = self.stop.is_set() or self.cancel.cancelled
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+        return torch.full((input_ids.shape[0],), self.halt.cancelled, dtype=torch.bool,
+                          device=input_ids.device)
 
 
 class _Decoder:

@@ -15,17 +15,53 @@ gets the feature rows of the image tokens it holds (``mm_encoder_outputs``) and 
 the multimodal RoPE position ids, computed once over the whole prompt by the model's own
 ``get_rope_index``, whose ``rope_deltas`` are left on the model for ``generate``'s tail. A
 transformers without ``mm_encoder_outputs`` gets image prompts unchunked.
+
+Within one forward (a slice, ``generate``'s own prefill, an image or audio encoder),
+:func:`interruptible` checks the cancellation before every layer and raises
+:class:`Interrupted`, which the caller turns into a clean end.
 """
 
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 DEFAULT_CHUNK = 1024
 #: What ``generate`` must not see again once the prefill has consumed the images.
 VISION_INPUTS = ("pixel_values", "image_grid_thw", "mm_token_type_ids")
+#: The names of the layer stacks checked for a cancellation before each layer: decoder and
+#: encoder ``layers``, vision ``blocks``, GPT-style ``h``.
+LAYER_STACKS = ("layers", "blocks", "h")
+
+
+class Interrupted(Exception):
+    """Raised inside a forward once the run is cancelled (see :func:`interruptible`)."""
+
+
+@contextmanager
+def interruptible(model: Any, cancel: Any) -> Iterator[None]:
+    """While inside, a forward of ``model`` raises :class:`Interrupted` at its next layer
+    once ``cancel.cancelled``: a long prefill or encoder pass stops within a layer. Use it
+    under the model's lock (the hooks are the model's, for as long as the block runs)."""
+    import torch
+
+    def check(module: Any, args: Any) -> None:
+        if cancel.cancelled:
+            raise Interrupted
+
+    hooks = [
+        layer.register_forward_pre_hook(check)
+        for name, stack in model.named_modules()
+        if isinstance(stack, torch.nn.ModuleList) and name.rpartition(".")[2] in LAYER_STACKS
+        for layer in stack
+    ]
+    try:
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
 
 
 def cache_argument(model: Any) -> str:
@@ -53,9 +89,12 @@ class Prefill:
 
     def run(self, cancel: Any) -> Any | None:
         """Fill and return a new cache with the first :attr:`tokens` prompt tokens, or None
-        when ``cancel`` was set (checked before every slice). Call under inference mode."""
+        when ``cancel`` was set (checked before the images are encoded and before every
+        slice). Call under inference mode."""
         from transformers import DynamicCache
 
+        if cancel.cancelled:
+            return None
         model = self.model
         cache = DynamicCache(config=model.config.get_text_config(decoder=True))
         ids = self.input_ids[:, : self.tokens]

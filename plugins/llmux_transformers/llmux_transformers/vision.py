@@ -67,10 +67,24 @@ class Vision:
     image_token_id: int
     merge_size: int
 
-    def inputs(self, urls: list[str]) -> tuple[dict[str, Any], list[int]]:
-        """Model inputs for the images and the number of tokens each one takes."""
-        images = [decode_image(url) for url in urls]
+    def inputs(self, urls: list[str], cancel: Any = None
+               ) -> tuple[dict[str, Any], list[int]] | None:
+        """Model inputs for the images and the number of tokens each one takes; None once
+        ``cancel`` is set (checked before each image and before and after the processor).
+        The encoder itself runs in the model's forward, which checks it between blocks."""
+        def cancelled() -> bool:
+            return cancel is not None and cancel.cancelled
+
+        images = []
+        for url in urls:
+            if cancelled():
+                return None
+            images.append(decode_image(url))
+        if cancelled():
+            return None
         out = self.processor(images=images, return_tensors="pt")
+        if cancelled():
+            return None
         grid = out["image_grid_thw"]
         counts = [int(g.prod()) // self.merge_size**2 for g in grid]
         return {"pixel_values": out["pixel_values"], "image_grid_thw": grid}, counts
