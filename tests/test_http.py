@@ -191,7 +191,8 @@ TOOLS = [{"type": "function", "function": {
 
 async def test_tool_calls_stream_by_index_and_round_trip(demo_client):
     resp = await demo_client.post("/v1/chat/completions", headers=AUTH, json=chat(
-        "qwen3.5-4b-instruct", "weather in Paris?", tools=TOOLS, stream=True))
+        "qwen3.5-4b-instruct", "weather in Paris?", tools=TOOLS, tool_choice="required",
+        stream=True))
     chunks = sse_events(await resp.read())[:-1]
     calls = [d for c in chunks for d in c["choices"][0]["delta"].get("tool_calls", [])]
     assert calls[0] == {"index": 0, "id": "call_echo0", "type": "function",

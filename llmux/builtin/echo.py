@@ -18,6 +18,21 @@ the gateway benchmark exercise the real core. Its options (models.yaml ``options
   so the core's context fitting can be exercised; a prompt (counted in words) over the
   fitted context is refused like a real runtime refuses it.
 
+Tools: a model with ``tools`` capability calls a tool only when the request asks for one, so a
+client that offers tools with every request (Open WebUI offers its built-in tools with every
+chat) still gets ordinary answers. On a user turn it calls
+
+- the named tool when ``tool_choice`` is ``{"type": "function", "function": {"name": ...}}``;
+- with ``tool_choice: "required"``, the tool the last user message names, else the first
+  tool offered;
+- with ``tool_choice`` ``"auto"`` or absent, the tool the last user message names (its
+  function name, case-sensitive, as a whole word: "Use get_weather." calls ``get_weather``);
+  the earliest named in the message wins. A message that names no offered tool is echoed.
+
+``tool_choice: "none"`` never calls. A call is one :class:`ToolCallDelta` with the name, then
+the arguments (an example value of each required parameter's type; every parameter when the
+schema marks none required) in two pieces, and the finish reason ``tool_calls``. After a ``tool`` message the answer is "The tool returned: ...".
+
 Every load, unload, request and cancellation is counted in :data:`RECORDS`, so tests can
 assert what happened inside the runtime.
 
@@ -29,10 +44,12 @@ per-model concurrency.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from .. import hookimpl
 from ..errors import InvalidRequest, ModelLoadError
@@ -53,6 +70,7 @@ from ..types import (
     Usage,
     VramEstimate,
 )
+
 SAMPLE_RATE = 24000
 PARALLEL = 64  # calls one loaded echo model serves at once (BackendInfo.parallel)
 FAILURE_DETAIL = "echo runtime failure (simulated; secret detail /srv/weights/key=abc)"
@@ -228,8 +246,9 @@ def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) ->
     produced = 0
     cancelled = False
     finish = "stop"
+    tool = _chosen_tool(model, request)
     try:
-        for event in _script(model, request):
+        for event in _script(model, request, tool):
             if cancel.cancelled:
                 cancelled, finish = True, "cancelled"
                 break
@@ -243,7 +262,7 @@ def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) ->
             produced += 1
             yield event
         else:
-            if _calls_tool(model, request):
+            if tool is not None:
                 finish = "tool_calls"
         yield Finish(finish)
         yield Usage(prompt_tokens, produced)
@@ -251,16 +270,8 @@ def _generate(model, request: ChatRequest, cancel: Cancellation, images: int) ->
         rec.leave(cancelled or cancel.cancelled, produced)
 
 
-def _calls_tool(model: PhysicalModel, request: ChatRequest) -> bool:
-    last = request.messages[-1] if request.messages else {}
-    return bool(
-        request.tools and model.tools and request.tool_choice != "none"
-        and last.get("role") == "user"
-    )
-
-
-def _script(model: PhysicalModel, request: ChatRequest) -> Iterator:
-    """The deterministic events of one answer, one per token."""
+def _script(model: PhysicalModel, request: ChatRequest, tool: dict | None) -> Iterator:
+    """The deterministic events of one answer, one per token; ``tool`` is the tool to call."""
     behaviour = request.behaviour
     last = request.messages[-1] if request.messages else {}
     if model.options.get("reasoning", True) and (
@@ -269,8 +280,7 @@ def _script(model: PhysicalModel, request: ChatRequest) -> Iterator:
         effort = f" at {behaviour.reasoning_effort} effort" if behaviour.reasoning_effort else ""
         for word in _words(f"Reasoning{effort} about the request."):
             yield ReasoningDelta(word)
-    if _calls_tool(model, request):
-        tool = _chosen_tool(request)
+    if tool is not None:
         fn = tool["function"]
         yield ToolCallDelta(0, id="call_echo0", name=fn["name"])
         args = json.dumps(_example_arguments(fn.get("parameters") or {}))
@@ -286,14 +296,35 @@ def _script(model: PhysicalModel, request: ChatRequest) -> Iterator:
             yield ContentDelta(word)
 
 
-def _chosen_tool(request: ChatRequest) -> dict:
+def _chosen_tool(model: PhysicalModel, request: ChatRequest) -> dict | None:
+    """The tool this answer calls, or None: only when the request asks for one."""
+    last = request.messages[-1] if request.messages else {}
     choice = request.tool_choice
+    tools = request.tools or []
+    if not (tools and model.tools) or choice == "none" or last.get("role") != "user":
+        return None
     if isinstance(choice, dict):
-        wanted = choice.get("function", {}).get("name")
-        for tool in request.tools or ():
+        wanted = (choice.get("function") or {}).get("name")
+        for tool in tools:
             if tool.get("function", {}).get("name") == wanted:
                 return tool
-    return request.tools[0]
+    named = _named_tool(tools, _text_of(last.get("content")))
+    if named is not None:
+        return named
+    return tools[0] if choice == "required" else None
+
+
+def _named_tool(tools: list[dict], text: str) -> dict | None:
+    """The offered tool whose function name ``text`` mentions first, as a whole word."""
+    best, best_at = None, len(text) + 1
+    for tool in tools:
+        name = tool.get("function", {}).get("name")
+        if not name:
+            continue
+        found = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text)
+        if found and found.start() < best_at:
+            best, best_at = tool, found.start()
+    return best
 
 
 _EXAMPLES = {"string": "echo", "integer": 1, "number": 1.5, "boolean": True,
