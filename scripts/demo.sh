@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Set up llmux and serve the self-contained demo (config/demo: the 16 models on the built-in
-# echo runtime) on http://127.0.0.1:8081. Arguments go to `llmux serve`.
+# echo runtime) on http://127.0.0.1:8081. Arguments go to `llmux serve`. The echo demo needs
+# only the core (scripts/setup.sh --core: seconds), not the runtime plugins.
 #
-# --tiny: serve config/demo-tiny instead, the same 16 models on the real runtimes
+# --tiny: install every runtime plugin too (scripts/setup.sh: minutes, llama.cpp is compiled)
+# and serve config/demo-tiny instead, the same 16 models on the real runtimes
 # (transformers, llama.cpp, Chatterbox) with tiny random-weight models of the real
 # architectures, built once into .demo-models/ (or $LLMUX_MODELS_DIR) by
 # scripts/make_tiny_models.py (~25 s, ~4.2 GB). Answers are random tokens and noise.
@@ -18,7 +20,11 @@ for arg in "$@"; do
     args+=("$arg")
   fi
 done
-scripts/setup.sh
+if [[ $tiny == true ]]; then
+  scripts/setup.sh
+else
+  scripts/setup.sh --core
+fi
 export HF_HUB_OFFLINE=1
 venv=${LLMUX_VENV:-.venv}
 if [[ $tiny == true ]]; then

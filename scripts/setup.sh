@@ -4,6 +4,8 @@
 #
 #   scripts/setup.sh            the server
 #   scripts/setup.sh --test     the server and everything the test suite needs
+#   scripts/setup.sh --core     the core alone, with its built-in echo runtime (the demo of
+#                               scripts/demo.sh): seconds, where the plugins take minutes
 #
 # Environment:
 #   LLMUX_VENV=DIR      where the virtual environment goes (default .venv); "none" installs
@@ -23,12 +25,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 want_test=0
+want_plugins=1
 for arg in "$@"; do
   case "$arg" in
     --test) want_test=1 ;;
-    *) echo "usage: scripts/setup.sh [--test]" >&2; exit 2 ;;
+    --core) want_plugins=0 ;;
+    *) echo "usage: scripts/setup.sh [--test | --core]" >&2; exit 2 ;;
   esac
 done
+if [ "$want_test" = 1 ] && [ "$want_plugins" = 0 ]; then
+  echo "setup: --test needs the plugins; it does not go with --core" >&2
+  exit 2
+fi
 
 venv=${LLMUX_VENV:-.venv}
 if [ "$venv" = none ]; then
@@ -74,7 +82,10 @@ requirements=()
 read -r -a extra_words <<<"${LLMUX_EXTRAS:-}"
 for word in ${extra_words[@]+"${extra_words[@]}"}; do
   name=${word%%[*}
-  if [ -f "plugins/$name/pyproject.toml" ]; then
+  if [ -f "plugins/$name/pyproject.toml" ] && [ "$want_plugins" = 0 ]; then
+    echo "setup: LLMUX_EXTRAS: '$word' is for a plugin; --core installs none" >&2
+    exit 2
+  elif [ -f "plugins/$name/pyproject.toml" ]; then
     suffix=${word#"$name"}
     if ! [[ "$suffix" =~ ^\[[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*\]$ ]]; then
       echo "setup: LLMUX_EXTRAS: '$word' should be ${name}[extra,...]" >&2
@@ -95,10 +106,12 @@ editable=-e
 core="."
 [ "$want_test" = 1 ] && core=".[test]"
 targets=("$editable" "$core")
-for plugin in plugins/llmux_*/; do
-  plugin=${plugin%/}
-  [ -f "$plugin/pyproject.toml" ] && targets+=("$editable" "$plugin${plugin_extras[${plugin#plugins/}]:-}")
-done
+if [ "$want_plugins" = 1 ]; then
+  for plugin in plugins/llmux_*/; do
+    plugin=${plugin%/}
+    [ -f "$plugin/pyproject.toml" ] && targets+=("$editable" "$plugin${plugin_extras[${plugin#plugins/}]:-}")
+  done
+fi
 # Drop empty words left by a non-editable install.
 args=()
 for word in "${targets[@]}" ${requirements[@]+"${requirements[@]}"}; do [ -n "$word" ] && args+=("$word"); done
@@ -109,7 +122,7 @@ echo "setup: installing ${args[*]} (constraints: scripts/constraints.txt)"
 "$py" -m pip install --disable-pip-version-check -q -c "$constraints" "${args[@]}"
 
 # Chatterbox pins old transformers/torch; its plugin installs it without those pins.
-if [ -x plugins/llmux_chatterbox/install-chatterbox.sh ]; then
+if [ "$want_plugins" = 1 ] && [ -x plugins/llmux_chatterbox/install-chatterbox.sh ]; then
   PY="$py" CONSTRAINTS="$constraints" plugins/llmux_chatterbox/install-chatterbox.sh
 fi
 
@@ -135,7 +148,4 @@ if spec is not None:
               f"removed {len(libs)} library files so torchaudio runs in pure Python")
 PY
 
-if [ "$want_test" = 1 ] && [ -x scripts/setup-test-system.sh ]; then
-  scripts/setup-test-system.sh
-fi
 echo "setup: done ($("$py" -c 'import llmux, sys; print("llmux", llmux.__version__, "on Python", sys.version.split()[0])'))"

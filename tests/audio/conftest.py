@@ -1,4 +1,4 @@
-"""Speech made in the session (espeak-ng, sox, PyAV) in every upload format."""
+"""Speech-like clips made in the session (numpy, PyAV) in every upload format."""
 
 from __future__ import annotations
 
@@ -9,10 +9,7 @@ from . import speech
 
 @pytest.fixture(scope="session")
 def spoken(tmp_path_factory) -> dict:
-    """``{"en": wav, "de": wav}``: espeak-ng's English and German sentences."""
-    missing = speech.tools_missing()
-    if missing:
-        pytest.skip(f"the audio tests need {' and '.join(missing)} (apt-get install espeak-ng sox)")
+    """``{"en": wav, "de": wav}``: the English and German sentences, synthesised."""
     folder = tmp_path_factory.mktemp("speech")
     return {lang: speech.speak(text, lang, folder / f"{lang}.wav")
             for lang, text in speech.TEXT.items()}

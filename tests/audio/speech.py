@@ -1,7 +1,12 @@
-"""Real speech for the audio tests, made on the spot: Debian's ``espeak-ng`` speaks (English
-``-v en-us``, German ``-v de``), ``sox`` converts to FLAC and Ogg Vorbis, PyAV encodes the
-rest. Every file of OpenAI's nine upload formats comes with the exact duration of the audio
-in it, read back from the WAV that was encoded.
+"""Speech-like audio for the audio tests, made on the spot in Python: a formant synthesiser
+(numpy) turns each sentence into syllables (a noise burst for the consonants, then a voiced
+vowel on a falling pitch, with pauses between words and after punctuation), and PyAV encodes
+it in all nine of OpenAI's upload formats. Every file comes with the exact duration of the
+audio in it, read back from the WAV that was encoded.
+
+No test needs intelligible speech (the ASR tests run a random-weight model whose words are
+forced), only audio that decodes, has speech's level and pauses, and lasts a known time; so
+the suite needs no system tool and no audio test can skip for want of one.
 
 Also imported by ``plugins/llmux_transformers/tests`` (by path), so it depends on nothing but
 the standard library, numpy and PyAV.
@@ -10,8 +15,8 @@ the standard library, numpy and PyAV.
 from __future__ import annotations
 
 import io
+import re
 import shutil
-import subprocess
 import wave
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,15 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-#: OpenAI's upload formats -> (PyAV container, codec) or "sox" for sox's own encoders.
+#: OpenAI's upload formats -> (PyAV container, codec), or "wav" for the synthesiser's own file.
 FORMATS: dict[str, tuple[str, str] | str] = {
-    "flac": "sox",
+    "flac": ("flac", "flac"),
     "mp3": ("mp3", "libmp3lame"),
     "mp4": ("mp4", "aac"),
     "mpeg": ("mp3", "libmp3lame"),  # mp3 data under another name, as browsers label it
     "mpga": ("mp3", "libmp3lame"),
     "m4a": ("ipod", "aac"),  # FFmpeg's muxer for .m4a: AAC in MP4 with the M4A brand
-    "ogg": "sox",  # Ogg Vorbis
+    "ogg": ("ogg", "vorbis"),  # Ogg Vorbis (FFmpeg's own encoder: stereo, 64-sample frames)
     "wav": "wav",
     "webm": ("webm", "libopus"),
 }
@@ -37,6 +42,13 @@ TEXT = {
     "de": "Guten Tag, das ist ein Test der Spracherkennung. "
           "Der schnelle braune Fuchs springt über den faulen Hund.",
 }
+RATE = 22050  # espeak-ng's rate, so the decoder resamples as it does for real uploads
+PITCH = {"en": 120.0, "de": 110.0}  # Hz at the start of the sentence; it falls by a fifth
+VOWELS = "aeiouyäöü"
+#: The first three formants (Hz) of each vowel letter.
+FORMANTS = {"a": (730, 1090, 2440), "e": (530, 1840, 2480), "i": (390, 1990, 2550),
+            "o": (570, 840, 2410), "u": (440, 1020, 2240), "y": (390, 1990, 2550),
+            "ä": (660, 1700, 2400), "ö": (470, 1500, 2300), "ü": (300, 1600, 2200)}
 
 
 @dataclass(frozen=True)
@@ -46,16 +58,54 @@ class Clip:
     duration: float  # seconds of audio in the file, from the PCM that was encoded
 
 
-def tools_missing() -> list[str]:
-    return [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
-
-
 def speak(text: str, language: str, out: Path) -> Path:
-    """espeak-ng -> a 22.05 kHz mono 16-bit WAV."""
-    voice = {"en": "en-us", "de": "de"}[language]
-    subprocess.run(["espeak-ng", "-v", voice, "-w", str(out), text], check=True,
-                   capture_output=True)
-    return out
+    """``text`` as a 22.05 kHz mono 16-bit WAV of speech-like sound (6-7 s for ``TEXT``)."""
+    rng = np.random.default_rng(7)
+    words = re.findall(rf"[a-zß{VOWELS}]+|[,.]", text.lower())
+    syllables = [re.findall(rf"([^{VOWELS}]*)([{VOWELS}]+)", word) for word in words]
+    count, done, parts = sum(map(len, syllables)), 0, []
+    for word, its_syllables in zip(words, syllables):
+        if word in ",.":
+            parts.append(np.zeros(int(0.3 * RATE)))
+            continue
+        for onset, vowel in its_syllables:
+            if onset:
+                parts.append(_consonant(rng, 0.05))
+            parts.append(_vowel(vowel[0], PITCH[language] * (1.1 - 0.2 * done / count), 0.125))
+            done += 1
+        parts.append(np.zeros(int(0.07 * RATE)))
+    samples = np.concatenate(parts)
+    # whole 64-sample frames: FFmpeg's Vorbis encoder pads its last one with silence
+    samples = np.pad(samples, (0, -len(samples) % 64))
+    return write_wav(0.5 * samples / np.abs(samples).max(), RATE, out)
+
+
+def _vowel(vowel: str, pitch: float, seconds: float) -> np.ndarray:
+    """A voiced vowel: the harmonics of a slightly falling pitch, weighted by its formants."""
+    n = int(seconds * RATE)
+    phase = 2 * np.pi * np.cumsum(np.linspace(pitch * 1.05, pitch * 0.95, n)) / RATE
+    out = np.zeros(n)
+    for k in range(1, int(4000 / pitch) + 1):
+        gain = sum(1 / (1 + ((k * pitch - f) / (60 + 0.05 * f)) ** 2) for f in FORMANTS[vowel])
+        out += gain / k**0.5 * np.sin(k * phase)
+    return out * _fade(n, 0.015)
+
+
+def _consonant(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    """A consonant: white noise band-passed to 1.5-6 kHz."""
+    n = int(seconds * RATE)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.fft.rfftfreq(n, 1 / RATE)
+    spectrum[(freqs < 1500) | (freqs > 6000)] = 0
+    return 0.3 * np.fft.irfft(spectrum, n) * _fade(n, 0.005)
+
+
+def _fade(n: int, seconds: float) -> np.ndarray:
+    """Raised-cosine fade-in and fade-out of ``seconds`` each (no clicks)."""
+    ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, min(int(seconds * RATE), n // 2)))
+    env = np.ones(n)
+    env[:len(ramp)], env[n - len(ramp):] = ramp, ramp[::-1]
+    return env
 
 
 def read_wav(path: Path) -> tuple[np.ndarray, int]:
@@ -90,9 +140,6 @@ def encode(wav: Path, fmt: str, out: Path) -> Path:
     how = FORMATS[fmt]
     if how == "wav":
         shutil.copyfile(wav, out)
-    elif how == "sox":
-        kind = {"flac": "flac", "ogg": "vorbis"}[fmt]
-        subprocess.run(["sox", str(wav), "-t", kind, str(out)], check=True, capture_output=True)
     else:
         container, codec = how
         out.write_bytes(pyav_encode(wav, container, codec))
@@ -106,9 +153,13 @@ def pyav_encode(wav: Path, container: str, codec: str) -> bytes:
     buffer = io.BytesIO()
     with av.open(buffer, mode="w", format=container) as c:
         out_rate = 48000 if codec == "libopus" else rate
-        stream = c.add_stream(codec, rate=out_rate, layout="mono")
+        # FFmpeg's Vorbis encoder is "experimental" and takes only stereo: the same speech in
+        # both channels, which the decoder mixes back to the same mono
+        layout = "stereo" if codec == "vorbis" else "mono"
+        options = {"strict": "experimental"} if codec == "vorbis" else {}
+        stream = c.add_stream(codec, rate=out_rate, layout=layout, options=options)
         fmt = stream.codec_context.codec.audio_formats[0].name
-        resampler = av.AudioResampler(format=fmt, layout="mono", rate=out_rate)
+        resampler = av.AudioResampler(format=fmt, layout=layout, rate=out_rate)
         stream.time_base = Fraction(1, out_rate)
         for start in range(0, len(samples), 4096):
             frame = av.AudioFrame.from_ndarray(

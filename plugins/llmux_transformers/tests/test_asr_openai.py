@@ -1,5 +1,5 @@
 """Speech-to-text through llmux's real app and the official ``openai`` client: the tiny
-random-weight ``cohere_asr`` served by the transformers backend, espeak-ng speech in every
+random-weight ``cohere_asr`` served by the transformers backend, synthetic speech in every
 upload format. The model's words are forced through the plugin's logits-processor seam
 (``AsrRecorder``), so the tests can assert on text; durations come from the decoded audio,
 so a broken decoder cannot hide behind random text."""

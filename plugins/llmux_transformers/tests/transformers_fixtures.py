@@ -210,11 +210,9 @@ def asr_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def speech_clips(tmp_path_factory) -> dict:
-    """espeak-ng's English and German sentences in the nine formats, and a long clip:
-    ``{(lang, fmt): Clip, "long": Clip}`` (the long one is FLAC, over 35 s)."""
-    missing = speech.tools_missing()
-    if missing:
-        pytest.skip(f"the ASR tests need {' and '.join(missing)} (apt-get install espeak-ng sox)")
+    """Synthetic English and German sentences (``tests/audio/speech.py``, no system tools)
+    in the nine formats, and a long clip: ``{(lang, fmt): Clip, "long": Clip}`` (the long
+    one is FLAC, over 35 s)."""
     folder = tmp_path_factory.mktemp("asr-speech")
     wavs = {lang: speech.speak(text, lang, folder / f"{lang}.wav")
             for lang, text in speech.TEXT.items()}
