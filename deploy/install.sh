@@ -1,15 +1,31 @@
 #!/usr/bin/env bash
-# Install the llmux deployment files for the user llm (ARCH-005, CFG-002).
+# Install the llmux deployment files for the user llm (ARCH-005, CFG-002, INT-004).
 #
-#   deploy/install.sh [--quadlet]
+#   deploy/install.sh [--quadlet] [ROUTE OPTIONS]
+#   deploy/install.sh --print-route [ROUTE OPTIONS]   # dry run: the route on stdout, nothing else
 #
 # - create_pod_llmux.sh and verify_llmux.sh into ~/bin (/home/llm/bin; LLMUX_BIN_DIR overrides);
 # - the data directories ~/.local/share/llmux_pod/{models,config} (LLMUX_DATA_DIR overrides),
 #   config/ with mode 0700, and config/models.yaml from this checkout if none is there yet
 #   (an existing one is never overwritten);
+# - the Traefik route traefik/llmux.yml in that directory, and traefik/route.env with the same
+#   parameters and the URL the route serves, which verify_llmux.sh probes (TST-006); Traefik's
+#   user trf copies llmux.yml into its dynamic/ directory (docs/deploy.md, section 8);
 # - with --quadlet: the Quadlet units into ~/.config/containers/systemd/ (the recommended
 #   path), then systemctl --user daemon-reload.
 # Run it as the user llm, from anywhere; it finds the checkout from its own location.
+#
+# Route options (each also an environment variable; the option wins):
+#   --entrypoint NAME     LLMUX_TRAEFIK_ENTRYPOINT  Traefik entry point of the WireGuard VPN, as
+#                                                   named in Traefik's static configuration
+#                                                   (default wireguard)
+#   --tls | --no-tls      LLMUX_TRAEFIK_TLS=1|0     whether that entry point is HTTPS: the router
+#                                                   gets tls and clients use https (default 1)
+#   --cert-resolver NAME  LLMUX_TRAEFIK_CERTRESOLVER  tls.certResolver of the router (default
+#                                                   none: tls: {}, Traefik's default certificate)
+#   --host NAME           LLMUX_TRAEFIK_HOST        Host() of the rule (default kidirekt.kischdle.com)
+#   --port N              LLMUX_TRAEFIK_PORT        the entry point's port as clients reach it
+#                                                   (default 443 with TLS, 80 without)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -18,14 +34,96 @@ bin_dir="${LLMUX_BIN_DIR:-$HOME/bin}"
 data_dir="${LLMUX_DATA_DIR:-$HOME/.local/share/llmux_pod}"
 quadlet_dir="${XDG_CONFIG_HOME:-$HOME/.config}/containers/systemd"
 unit_dir="${XDG_CONFIG_HOME:-$HOME/.config}/systemd/user"
+route_target=/home/trf/.local/share/traefik_pod/dynamic/llmux.yml
+backend=http://10.0.2.2:8081
 quadlet=0
+print_route=0
 
-case "${1:-}" in
-    "") ;;
-    --quadlet) quadlet=1 ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "install: unknown argument $1" >&2; exit 2 ;;
+entrypoint="${LLMUX_TRAEFIK_ENTRYPOINT:-wireguard}"
+tls="${LLMUX_TRAEFIK_TLS:-1}"
+cert_resolver="${LLMUX_TRAEFIK_CERTRESOLVER:-}"
+host="${LLMUX_TRAEFIK_HOST:-kidirekt.kischdle.com}"
+port="${LLMUX_TRAEFIK_PORT:-}"
+
+die() { echo "install: $*" >&2; exit 2; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quadlet) quadlet=1; shift ;;
+        --print-route) print_route=1; shift ;;
+        --entrypoint) entrypoint="${2:?--entrypoint needs a name}"; shift 2 ;;
+        --tls) tls=1; shift ;;
+        --no-tls) tls=0; shift ;;
+        --cert-resolver) cert_resolver="${2:?--cert-resolver needs a name}"; shift 2 ;;
+        --host) host="${2:?--host needs a name}"; shift 2 ;;
+        --port) port="${2:?--port needs a number}"; shift 2 ;;
+        -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument $1" ;;
+    esac
+done
+
+# ------------------------------------------------------------------ the route's parameters
+case "${tls,,}" in
+    1 | yes | true | on) tls=1 ;;
+    0 | no | false | off) tls=0 ;;
+    *) die "LLMUX_TRAEFIK_TLS must be 1 or 0 (is the entry point HTTPS?), not '$tls'" ;;
 esac
+[[ "$entrypoint" =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] || die "bad entry point name '$entrypoint'"
+[[ -z "$cert_resolver" || "$cert_resolver" =~ ^[A-Za-z0-9][A-Za-z0-9_-]*$ ]] \
+    || die "bad certificate resolver name '$cert_resolver'"
+[[ "$host" =~ ^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$ ]] || die "bad host name '$host'"
+if [[ "$tls" -eq 0 && -n "$cert_resolver" ]]; then
+    die "a certificate resolver ($cert_resolver) needs an HTTPS entry point: drop --no-tls"
+fi
+if [[ "$tls" -eq 1 ]]; then
+    scheme=https default_port=443 kind=HTTPS
+else
+    scheme=http default_port=80 kind="plain HTTP"
+fi
+port="${port:-$default_port}"
+[[ "$port" =~ ^[1-9][0-9]{0,4}$ && "$port" -le 65535 ]] || die "bad port '$port'"
+url="$scheme://$host"
+if [[ "$port" -ne "$default_port" ]]; then
+    url="$url:$port"
+fi
+
+render_route() {  # the Traefik dynamic configuration (file provider) for these parameters
+    cat <<YAML
+# Traefik dynamic configuration for llmux (INT-004), installed as
+#   $route_target
+# Generated by deploy/install.sh for the entry point $entrypoint ($kind): clients and
+# deploy/verify.sh (TST-006) use $url. Change the parameters by running
+# deploy/install.sh again (--help lists them) rather than by editing this file.
+# The file provider must watch the dynamic/ directory. 10.0.2.2 is the host as seen from
+# Traefik's rootless pod, where llmux publishes 127.0.0.1:8081.
+# No middlewares on purpose: llmux authenticates every /v1 request by API key (AUTH-003).
+http:
+  routers:
+    llmux:
+      rule: "Host(\`$host\`)"
+      entryPoints:
+        - $entrypoint
+      service: llmux
+YAML
+    if [[ "$tls" -eq 1 && -n "$cert_resolver" ]]; then
+        printf '      tls:\n        certResolver: %s\n' "$cert_resolver"
+    elif [[ "$tls" -eq 1 ]]; then
+        printf '      tls: {}\n'
+    fi
+    cat <<YAML
+  services:
+    llmux:
+      loadBalancer:
+        passHostHeader: true
+        servers:
+          - url: "$backend"
+YAML
+}
+
+if [[ "$print_route" -eq 1 ]]; then
+    render_route
+    exit 0
+fi
 
 [[ "$(id -u)" -ne 0 ]] || { echo "install: run this as the user llm, not as root" >&2; exit 1; }
 if [[ "$(id -un)" != "llm" ]]; then
@@ -49,6 +147,24 @@ if [[ ! -e "$data_dir/config/api_keys.yaml" ]]; then
     echo "install: no API keys yet; create them with:"
     echo "  llmux keys add open-webui --config $data_dir/config"
 fi
+
+# The route and its parameters: verify_llmux.sh reads route.env, so it probes what the route serves.
+install -d -m 0755 "$data_dir/traefik"
+render_route >"$data_dir/traefik/llmux.yml.tmp"
+chmod 0644 "$data_dir/traefik/llmux.yml.tmp"
+mv -f "$data_dir/traefik/llmux.yml.tmp" "$data_dir/traefik/llmux.yml"
+{
+    echo "# Written by deploy/install.sh with $data_dir/traefik/llmux.yml; read by verify_llmux.sh."
+    echo "LLMUX_TRAEFIK_ENTRYPOINT=$entrypoint"
+    echo "LLMUX_TRAEFIK_TLS=$tls"
+    echo "LLMUX_TRAEFIK_CERTRESOLVER=$cert_resolver"
+    echo "LLMUX_TRAEFIK_HOST=$host"
+    echo "LLMUX_TRAEFIK_PORT=$port"
+    echo "LLMUX_TRAEFIK_URL=$url"
+} >"$data_dir/traefik/route.env"
+chmod 0644 "$data_dir/traefik/route.env"
+echo "install: $data_dir/traefik/llmux.yml: entry point $entrypoint, $url"
+echo "  copy it for Traefik, as root: install -o trf -m 0644 $data_dir/traefik/llmux.yml $route_target"
 
 if [[ "$quadlet" -eq 1 ]]; then
     if [[ -e "$unit_dir/pod-llmux_pod.service" ]]; then

@@ -6,8 +6,11 @@
 #
 #   --key KEY         an API key from api_keys.yaml (or LLMUX_KEY) for the model list check
 #   --no-lifecycle    skip TST-007's stop/start/restart (they interrupt the service)
-#   --traefik-url URL TST-006 target (default https://kidirekt.kischdle.com); run from a
-#                     machine on the WireGuard VPN once DNS is set up (INT-005)
+#   --traefik-url URL TST-006 target (or LLMUX_TRAEFIK_URL); run from a machine on the
+#                     WireGuard VPN once DNS is set up (INT-005). Default: the URL the route
+#                     serves, from install.sh's ~/.local/share/llmux_pod/traefik/route.env
+#                     (LLMUX_ROUTE_ENV overrides), else from LLMUX_TRAEFIK_TLS/HOST/PORT with
+#                     install.sh's defaults: https://kidirekt.kischdle.com
 #   --resolve IP      reach the Traefik host name at IP without DNS (curl --resolve)
 # Exit status 1 if any check fails.
 set -uo pipefail
@@ -18,7 +21,9 @@ URL="${LLMUX_URL:-http://127.0.0.1:8081}"
 KEY="${LLMUX_KEY:-}"
 GPU_NAME="${LLMUX_GPU_NAME:-5070 Ti}"
 START_TIMEOUT="${LLMUX_START_TIMEOUT:-900}"
-TRAEFIK_URL="https://kidirekt.kischdle.com"
+TRAEFIK_URL="${LLMUX_TRAEFIK_URL:-}"
+ROUTE_ENV="${LLMUX_ROUTE_ENV:-${LLMUX_DATA_DIR:-$HOME/.local/share/llmux_pod}/traefik/route.env}"
+ENTRYPOINT="${LLMUX_TRAEFIK_ENTRYPOINT:-wireguard}"
 RESOLVE_IP=""
 LIFECYCLE=1
 EXPECTED_MODELS=16
@@ -29,10 +34,31 @@ while [[ $# -gt 0 ]]; do
         --no-lifecycle) LIFECYCLE=0; shift ;;
         --traefik-url) TRAEFIK_URL="${2:?}"; shift 2 ;;
         --resolve) RESOLVE_IP="${2:?}"; shift 2 ;;
-        -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "verify: unknown argument $1" >&2; exit 2 ;;
     esac
 done
+
+# The route's URL as install.sh derived it (scheme from the entry point's TLS, host, port).
+if [[ -z "$TRAEFIK_URL" && -r "$ROUTE_ENV" ]]; then
+    while IFS='=' read -r name value; do
+        case "$name" in
+            LLMUX_TRAEFIK_URL) TRAEFIK_URL="$value" ;;
+            LLMUX_TRAEFIK_ENTRYPOINT) ENTRYPOINT="$value" ;;
+        esac
+    done <"$ROUTE_ENV"
+fi
+if [[ -z "$TRAEFIK_URL" ]]; then  # no install.sh route: the same rule and defaults
+    case "${LLMUX_TRAEFIK_TLS:-1}" in
+        0 | no | false | off) scheme=http default_port=80 ;;
+        *) scheme=https default_port=443 ;;
+    esac
+    port="${LLMUX_TRAEFIK_PORT:-$default_port}"
+    TRAEFIK_URL="$scheme://${LLMUX_TRAEFIK_HOST:-kidirekt.kischdle.com}"
+    if [[ "$port" != "$default_port" ]]; then
+        TRAEFIK_URL="$TRAEFIK_URL:$port"
+    fi
+fi
 
 declare -a results=()
 failures=0
@@ -134,16 +160,24 @@ fi
 # TST-006: Traefik over the WireGuard VPN (needs DNS, INT-005)
 host="${TRAEFIK_URL#*://}"
 host="${host%%/*}"
+if [[ "$host" == *:* ]]; then
+    port="${host##*:}"
+    host="${host%:*}"
+elif [[ "$TRAEFIK_URL" == https://* ]]; then
+    port=443
+else
+    port=80
+fi
 resolve=()
 if [[ -n "$RESOLVE_IP" ]]; then
-    resolve=(--resolve "$host:443:$RESOLVE_IP" --resolve "$host:80:$RESOLVE_IP")
+    resolve=(--resolve "$host:$port:$RESOLVE_IP")
 fi
 if [[ -z "$RESOLVE_IP" ]] && ! getent hosts "$host" >/dev/null 2>&1; then
     record SKIP TST-006 "$host does not resolve yet (DNS is a manual step, INT-005)"
 elif out="$(curl -fsS --max-time 20 "${resolve[@]}" "$TRAEFIK_URL/health" 2>&1)"; then
     record PASS TST-006 "$TRAEFIK_URL/health through Traefik: ${out:0:80}"
 else
-    record FAIL TST-006 "$TRAEFIK_URL/health failed (on the VPN? Traefik file? entry point?): $out"
+    record FAIL TST-006 "$TRAEFIK_URL/health failed (on the VPN? Traefik's llmux.yml? entry point $ENTRYPOINT?): $out"
 fi
 
 # TST-007: systemd lifecycle and reboot survival

@@ -34,6 +34,7 @@ def test_traefik_route():
     router = config["http"]["routers"]["llmux"]
     assert router["rule"] == "Host(`kidirekt.kischdle.com`)"
     assert router["entryPoints"] == ["wireguard"]
+    assert router["tls"] == {}  # an HTTPS entry point (install.sh's default; test_deploy_traefik.py)
     service = config["http"]["services"][router["service"]]
     assert [s["url"] for s in service["loadBalancer"]["servers"]] == ["http://10.0.2.2:8081"]
     assert "middlewares" not in all_keys(config)  # AUTH-003: llmux authenticates
