@@ -7,6 +7,12 @@ The HTTP layer turns every :class:`LlmuxError` into OpenAI's error JSON
 from __future__ import annotations
 
 
+#: The ``code`` an error without one gets, by HTTP status (the middleware's, too).
+STATUS_CODES = {400: "bad_request", 401: "invalid_api_key", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "payload_too_large",
+                415: "unsupported_media_type"}
+
+
 class LlmuxError(Exception):
     status = 500
     type = "server_error"
@@ -20,12 +26,14 @@ class LlmuxError(Exception):
             self.code = code
 
     def to_json(self) -> dict:
+        """OpenAI's error JSON; with no code of its own, the one its status has in an HTTP
+        error response (so a 400 says ``bad_request`` in a response and mid-stream alike)."""
         return {
             "error": {
                 "message": self.message,
                 "type": self.type,
                 "param": self.param,
-                "code": self.code,
+                "code": self.code or STATUS_CODES.get(self.status),
             }
         }
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .appstate import API_KEY, CONFIG, METRICS
-from .errors import AuthenticationFailed, LlmuxError, ServiceUnavailable
+from .errors import STATUS_CODES, AuthenticationFailed, LlmuxError, ServiceUnavailable
 
 log = logging.getLogger("llmux.http")
 
@@ -24,15 +24,9 @@ log = logging.getLogger("llmux.http")
 # internal-error counter).
 MODEL: Any = web.RequestKey("model", str) if hasattr(web, "RequestKey") else "llmux.model"
 
-_HTTP_CODES = {
-    400: ("invalid_request_error", "bad_request"),
-    401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", "forbidden"),
-    404: ("invalid_request_error", "not_found"),
-    405: ("invalid_request_error", "method_not_allowed"),
-    413: ("invalid_request_error", "payload_too_large"),
-    415: ("invalid_request_error", "unsupported_media_type"),
-}
+_HTTP_TYPES = {401: "authentication_error", 403: "permission_error"}
+_HTTP_CODES = {status: (_HTTP_TYPES.get(status, "invalid_request_error"), code)
+               for status, code in STATUS_CODES.items()}
 
 
 def error_response(status: int, message: str, *, type_: str | None = None,

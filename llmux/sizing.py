@@ -88,6 +88,7 @@ def fit(name: str, estimate: Estimator, usable_gb: float | None,
             return _replace(_result(name, full, configured, None),
                             warning=_below(name, vram_gb, full))
         return _too_big(name, full, configured, vram_gb, usable_gb, target)
+    estimate = _quiet(name, estimate)  # a later failure: that context does not fit
     floor = min(MIN_CONTEXT, configured)
     best = _largest_fitting(estimate, floor, configured, target)
     if best is None and target < (usable_gb or target):
@@ -109,6 +110,17 @@ def fit_model(backend, model: PhysicalModel, usable_gb: float | None) -> Fit:
     """:func:`fit` with ``backend.estimate_vram`` (a :class:`llmux.runtime.Backend`)."""
     return fit(model.name, lambda ctx: backend.estimate_vram(model, ctx), usable_gb,
                model.vram_gb)
+
+
+def _quiet(name: str, estimate: Estimator) -> Estimator:
+    def quiet(context: int | None) -> VramEstimate | None:
+        try:
+            return estimate(context)
+        except Exception:  # noqa: BLE001  (logged; the search takes it as "does not fit")
+            log.warning("%s: estimating %s tokens of context raised", name, context,
+                        exc_info=True)
+            return None
+    return quiet
 
 
 def _largest_fitting(estimate: Estimator, low: int, high: int,

@@ -187,16 +187,23 @@ class Ledger:
                 if self.metrics:
                     self.metrics.model_load_failed(model.name)
                 raise load_error(model, exc, "loading it") from exc
-            return self._loaded(model, backend, handle, time.monotonic() - started, reason)
+            seconds = time.monotonic() - started
+            measured = await self.in_thread(self._measure, model, backend, handle)
+            return self._loaded(model, backend, handle, seconds, reason, measured)
         raise AssertionError("unreachable")
 
-    def _loaded(self, model, backend, handle, seconds, reason) -> Slot:
-        self.last_load_seconds = seconds
-        try:  # the plugin's own count, never whole-device free memory (CUDA context, others)
-            measured = backend.measure_vram(model, handle)
+    @staticmethod
+    def _measure(model, backend, handle) -> float | None:
+        """The plugin's own count, never whole-device free memory (CUDA context, others);
+        in the worker thread, as every hook."""
+        try:
+            return backend.measure_vram(model, handle)
         except Exception:
             log.exception("measuring %s raised; using its estimate", model.name)
-            measured = None
+            return None
+
+    def _loaded(self, model, backend, handle, seconds, reason, measured) -> Slot:
+        self.last_load_seconds = seconds
         if measured is not None:
             self.measured[model.name] = round(measured, 3)
         fit = self.fits.get(model.name)
