@@ -152,6 +152,8 @@ class TranscriptionRequest:
 class SpeechRequest:
     text: str
     voice: str | None = None
+    # The client's language, None when it sent none: then ``behaviour.language`` is the
+    # runtime's fallback (a multilingual TTS may detect each sentence's language first).
     language: str | None = None
     speed: float = 1.0
     behaviour: Behaviour = field(default_factory=Behaviour)

@@ -162,7 +162,7 @@ async def speech(request: web.Request) -> web.Response:
     language = body.get("language")
     if language is not None and not isinstance(language, str):
         raise InvalidRequest("'language' must be a string such as 'en'", param="language")
-    language = language or virtual.behaviour.language
+    language = language or None  # the client's only: the runtime falls back to the behaviour's
     job = SpeechRequest(text=text, voice=voice, language=language, speed=float(speed),
                         behaviour=virtual.behaviour)
     physical = virtual.physical

@@ -13,8 +13,8 @@ from llmux.errors import InvalidRequest, LlmuxError
 from llmux.types import Cancellation, PhysicalModel, Speech, SpeechRequest
 
 from . import precision
+from .language import identifier, plan
 from .options import Knobs
-from .text import split_sentences
 from .tokens import Cancelled, TokenCap
 from .variants import Variant
 
@@ -47,6 +47,9 @@ class Handle:
         precision.apply(tts, model.options, device, model.name)
         handle = cls(variant, tts, device, TokenCap(tts.t3), model.location, model.models_dir,
                      dict(model.options.get("voices") or {}))
+        languages = variant.supported_languages(model.options.get("languages"))
+        if variant.name == "multilingual" and len(languages) > 1:
+            identifier(languages)  # the language detector, loaded now, not on the first request
         if tts.conds is not None:
             handle.conditionals[DEFAULT_VOICE] = tts.conds
         for name in handle.voices:
@@ -116,13 +119,10 @@ def synthesize(handle: Handle, model: PhysicalModel, request: SpeechRequest,
     import numpy as np
 
     knobs = Knobs.merge(model.options, request.behaviour.options, request.options)
-    language = handle.variant.check_language(request.language, model.options.get("languages"))
-    chunks = split_sentences(request.text)
+    chunks = plan(handle.variant, model.options.get("languages"), request)
     if not chunks:
         raise InvalidRequest("'input' has no text to speak", param="input")
     kwargs = {k: getattr(knobs, k) for k in handle.variant.knobs}
-    if language is not None:
-        kwargs["language_id"] = language
 
     pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces: list[Any] = []
@@ -132,9 +132,13 @@ def synthesize(handle: Handle, model: PhysicalModel, request: SpeechRequest,
             raise LlmuxError("this chatterbox model was unloaded")
         handle.select_voice(request.voice, knobs.exaggeration)
         handle.cap.limit = knobs.max_speech_tokens
-        for chunk in chunks:
+        for number, (language, chunk) in enumerate(chunks, 1):
             if cancel.is_set():
                 break
+            if language is not None:
+                kwargs["language_id"] = language
+                log.debug("chatterbox: chunk %d/%d (%d chars) in language %r", number,
+                          len(chunks), len(chunk), language)
             try:
                 with handle.cap.cancellable(cancel):
                     wav = handle.tts.generate(chunk, **kwargs)

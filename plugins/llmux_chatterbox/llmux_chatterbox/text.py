@@ -4,12 +4,15 @@ Chatterbox is trained on utterances of a sentence or a few; long input drifts, r
 stops early, and one bound on speech tokens per call would cut it. So the input is split
 into sentences, and neighbouring sentences are packed into chunks of at most ``max_chars``
 characters (fewer calls, more natural prosody). A sentence longer than that is split at
-clause punctuation, then between words.
+clause punctuation, then between words. For the multilingual model, only neighbours of one
+language share a chunk (:func:`split_by_language`, languages from :mod:`.language`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from itertools import groupby
 
 MAX_CHUNK_CHARS = 250
 
@@ -18,15 +21,27 @@ _CJK_END = ("。", "！", "？", "；", "，", "、", "：")
 _CLAUSE_END = re.compile(r"(?<=[,;:，、；：])\s*")
 
 
+def sentences(text: str) -> list[str]:
+    """The sentences of ``text``, whitespace normalised; empty for blank input."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
 def split_sentences(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
     """The chunks to synthesise, in order; empty for blank input."""
-    text = " ".join(text.split())
-    pieces: list[str] = []
-    for sentence in _SENTENCE_END.split(text):
-        sentence = sentence.strip()
-        if sentence:
-            pieces.extend(_split_long(sentence, max_chars))
-    return _pack(pieces, max_chars)
+    return _pack([p for s in sentences(text) for p in _split_long(s, max_chars)], max_chars)
+
+
+def split_by_language(text: str, languages: Callable[[Sequence[str]], list[str]],
+                      max_chars: int = MAX_CHUNK_CHARS) -> list[tuple[str, str]]:
+    """``(language, chunk)`` in order: ``languages`` names one language per sentence, and
+    neighbouring sentences are packed as by :func:`split_sentences` while their language
+    stays the same (a long sentence's pieces keep the sentence's language)."""
+    found = sentences(text)
+    out: list[tuple[str, str]] = []
+    for language, group in groupby(zip(languages(found), found), key=lambda pair: pair[0]):
+        pieces = [p for _, s in group for p in _split_long(s, max_chars)]
+        out.extend((language, chunk) for chunk in _pack(pieces, max_chars))
+    return out
 
 
 def _pack(pieces: list[str], max_chars: int) -> list[str]:

@@ -42,7 +42,7 @@ class Variant:
 
     def check_language(self, language: str | None, allowed: list[str] | None) -> str | None:
         """The language code to pass to ``generate`` (None for English-only variants)."""
-        code = _primary_subtag(language)
+        code = primary_subtag(language)
         if self.name != "multilingual":
             if code not in (None, "en"):
                 raise InvalidRequest(
@@ -51,7 +51,7 @@ class Variant:
                     param="language",
                 )
             return None
-        supported = [c for c in (allowed or self.languages) if c in self.languages]
+        supported = self.supported_languages(allowed)
         if code is None:
             code = "en" if "en" in supported else supported[0]
         if code not in supported:
@@ -61,6 +61,10 @@ class Variant:
                 param="language",
             )
         return code
+
+    def supported_languages(self, allowed: list[str] | None) -> list[str]:
+        """The languages it speaks, restricted to ``allowed`` (``options.languages``)."""
+        return [c for c in (allowed or self.languages) if c in self.languages]
 
     def load(self, directory: Path, device: str) -> Any:
         from . import fixes, t3size
@@ -105,7 +109,7 @@ VARIANTS = {
 }
 
 
-def _primary_subtag(language: str | None) -> str | None:
+def primary_subtag(language: str | None) -> str | None:
     """``"de-DE"``/``"de_DE"``/``"DE"`` -> ``"de"``; blank -> None."""
     if language is None or not str(language).strip():
         return None
