@@ -221,7 +221,9 @@ def test_multilingual_speaks_and_every_format_decodes(client, server, recorder):
                   extra_body={"language": "fr"})
     assert recorder.requests[-1].language == "fr"
     speak(client, "Chatterbox-Multilingual", "Guten Tag.", response_format="pcm")
-    assert recorder.requests[-1].language == "de"
+    # No language sent: the plugin gets none, and the behaviour's is its fallback.
+    last = recorder.requests[-1]
+    assert last.language is None and last.behaviour.language == "de"
     # Its alignment analyzer's attention hooks do not pile up from request to request.
     from llmux_chatterbox.fixes import ANALYZER_MODULE
 
