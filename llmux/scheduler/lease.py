@@ -29,8 +29,14 @@ class Slot:
 
     @property
     def parallel(self) -> int:
-        """How many calls the model serves at once (its backend's ``BackendInfo.parallel``)."""
-        return max(1, int(getattr(self.backend.info, "parallel", 1) or 1))
+        """How many calls the model serves at once: its backend's ``BackendInfo.parallel``
+        (the most; the thread pool is sized from it), or fewer where the handle has an int
+        ``parallel`` of its own (a per-model figure, e.g. an upstream's ``max_concurrency``)."""
+        most = max(1, int(getattr(self.backend.info, "parallel", 1) or 1))
+        own = getattr(self.handle, "parallel", None)
+        if isinstance(own, int) and not isinstance(own, bool):
+            return max(1, min(own, most))
+        return most
 
     @property
     def full(self) -> bool:
