@@ -13,6 +13,9 @@ from .helpers import REPO, FakeBin
 
 SCRIPT = REPO / "scripts" / "setup.sh"
 IMAGE_EXTRAS = "llmux_transformers[mxfp4,compressed-tensors] transformers[kernels]"
+#: Every runtime plugin setup.sh installs: each folder under plugins/ with a pyproject.toml.
+PLUGINS = sorted(p.name for p in (REPO / "plugins").glob("llmux_*")
+                 if (p / "pyproject.toml").is_file())
 
 # pip: record; "-": the pin script runs for real (this interpreter's installed packages
 # stand in for the image's), the torchaudio repair does nothing; "-c": the version probes.
@@ -68,8 +71,10 @@ def test_the_image_install_adds_the_plugin_extras_and_keeps_the_torch_stack(setu
     assert result.returncode == 0, result.stderr
     assert [without_constraints_path(c) for c in pip_calls(fakebin)] == [[
         "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", "<constraints>",
-        ".", "plugins/llmux_chatterbox", "plugins/llmux_llamacpp",
-        "plugins/llmux_transformers[mxfp4,compressed-tensors]", "transformers[kernels]",
+        ".", *(f"plugins/{name}" + ("[mxfp4,compressed-tensors]"
+                                   if name == "llmux_transformers" else "")
+               for name in PLUGINS),
+        "transformers[kernels]",
     ]]
     constraints = (fakebin.state / "constraints.txt").read_text().splitlines()
     source = (REPO / "scripts/constraints.txt").read_text().splitlines()
@@ -84,8 +89,8 @@ def test_development_installs_are_unchanged(setup, fakebin):
     assert result.returncode == 0, result.stderr
     call = pip_calls(fakebin)[0]
     assert call[call.index("-c") + 2:] == [
-        "-e", ".", "-e", "plugins/llmux_chatterbox", "-e", "plugins/llmux_llamacpp",
-        "-e", "plugins/llmux_transformers"]
+        "-e", ".", *(arg for name in PLUGINS for arg in ("-e", f"plugins/{name}"))]
+    assert {"llmux_chatterbox", "llmux_llamacpp", "llmux_transformers"} <= set(PLUGINS)
     assert (fakebin.state / "constraints.txt").read_text() == (
         REPO / "scripts/constraints.txt").read_text()
 
@@ -93,13 +98,14 @@ def test_development_installs_are_unchanged(setup, fakebin):
 def test_extras_on_an_editable_plugin(setup, fakebin):
     assert setup(LLMUX_EXTRAS="llmux_transformers[mxfp4]").returncode == 0
     call = pip_calls(fakebin)[0]
-    assert call[-2:] == ["-e", "plugins/llmux_transformers[mxfp4]"]
+    assert "plugins/llmux_transformers[mxfp4]" in call
+    assert "plugins/llmux_transformers" not in call
 
 
 @pytest.mark.parametrize("extras, message", [
     ("llmux_transfomers[mxfp4]",
      "setup: LLMUX_EXTRAS: 'llmux_transfomers[mxfp4]' names no plugin under plugins/ "
-     "(llmux_chatterbox llmux_llamacpp llmux_transformers)"),
+     f"({' '.join(PLUGINS)})"),
     ("llmux_transformers",
      "setup: LLMUX_EXTRAS: 'llmux_transformers' should be llmux_transformers[extra,...]"),
     ("llmux_transformers[mxfp4", "should be llmux_transformers[extra,...]"),
