@@ -1,10 +1,12 @@
 """llmux: one process, one small GPU, many models, one OpenAI-compatible API.
 
-What a runtime plugin imports: ``hookimpl``, the request/event types and the errors.
+What a runtime plugin imports: ``hookimpl``, the request/event types, the errors and
+``kit``, the shared runtime plumbing (stop strings, images, devices, languages, ...).
 """
 
 import pluggy
 
+from . import kit
 from .errors import (
     InsufficientVram,
     InvalidRequest,
@@ -42,5 +44,5 @@ __all__ = [
     "Finish", "InsufficientVram", "InvalidRequest", "LlmuxError", "ModelLoadError",
     "PhysicalModel", "ReasoningDelta", "SamplingParams", "Segment", "Speech", "SpeechRequest",
     "ToolCallDelta", "Transcription", "TranscriptionRequest", "Usage", "VirtualModel",
-    "VramEstimate", "hookimpl",
+    "VramEstimate", "hookimpl", "kit",
 ]

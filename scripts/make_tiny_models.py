@@ -6,7 +6,8 @@
 
 Each model gets the folder its production ``path`` names under ``models_dir`` and the real
 architecture and file layout, with random weights and a few layers, built by the same
-builders the runtime plugins' own tests use (imported from ``plugins/*/tests``, not copied):
+builders the runtime plugins' own tests use (each plugin's ``tiny`` module:
+``llmux_transformers.tiny``, ``llmux_llamacpp.tiny``, ``llmux_chatterbox.tiny``):
 
 - ``qwen3.5-9b-fp8``: Qwen3.5 text in the block-wise FP8 layout (transformers);
 - ``qwen3.5-4b``: Qwen3.5 with its vision tower (transformers);
@@ -35,8 +36,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PLUGIN_TESTS = [REPO / "plugins" / p / "tests"
-                for p in ("llmux_transformers", "llmux_llamacpp", "llmux_chatterbox")]
+# The Qwen3.5 chat template the plugins' tests embed (the chat-format suite's stand-in).
+QWEN_TEMPLATE = REPO / "tests" / "chatformats" / "templates" / "qwen3_5.jinja"
 MARKER = ".llmux-tiny.json"
 GGUF_FILE = "tiny-qwen35.gguf"  # the names config/demo-tiny/models.yaml gives llamacpp
 MMPROJ_FILE = "mmproj-tiny-qwen35.gguf"
@@ -95,16 +96,15 @@ def build_transformers(root: Path, built: list) -> None:
              "cohere-transcribe")
     if all(done(root / name) for name in names):
         return  # without importing torch and transformers
-    import tiny_asr
-    import tiny_checkpoints
+    from llmux_transformers import tiny as transformers_tiny
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     chat = {
-        "qwen3.5-9b-fp8": ("Qwen3.5 text, block-wise FP8", tiny_checkpoints.build_qwen_fp8),
-        "qwen3.5-4b": ("Qwen3.5 with vision", tiny_checkpoints.build_qwen_vision),
+        "qwen3.5-9b-fp8": ("Qwen3.5 text, block-wise FP8", transformers_tiny.build_qwen_fp8),
+        "qwen3.5-4b": ("Qwen3.5 with vision", transformers_tiny.build_qwen_vision),
         "gpt-oss-20b": ("gpt-oss, MXFP4 experts",
-                        lambda f, t: tiny_checkpoints.build_gpt_oss(f, t, mxfp4=True)),
+                        lambda f, t: transformers_tiny.build_gpt_oss(f, t, mxfp4=True)),
     }
     tokenizer = None
     for name, (what, builder) in chat.items():
@@ -112,7 +112,7 @@ def build_transformers(root: Path, built: list) -> None:
         if done(folder):
             continue
         start = time.monotonic()
-        tokenizer = tokenizer or tiny_checkpoints.train_tokenizer()
+        tokenizer = tokenizer or transformers_tiny.train_tokenizer()
         builder(fresh(folder), tokenizer)
         built.append((name, what, time.monotonic() - start))
         mark(folder, what, built[-1][2])
@@ -133,7 +133,7 @@ def build_transformers(root: Path, built: list) -> None:
     folder = root / "cohere-transcribe"
     if not done(folder):
         start = time.monotonic()
-        tiny_asr.build_cohere_asr(fresh(folder))
+        transformers_tiny.build_cohere_asr(fresh(folder))
         built.append((folder.name, "cohere_asr speech-to-text", time.monotonic() - start))
         mark(folder, built[-1][1], built[-1][2])
 
@@ -142,12 +142,11 @@ def build_llamacpp(root: Path, built: list) -> None:
     folder = root / "qwen3.5-9b-uncensored"
     if done(folder):
         return
-    import llamacpp_tiny
-    import tiny_checkpoints  # the Qwen3.5 chat template the plugin tests use
+    from llmux_llamacpp import tiny as llamacpp_tiny
 
     start = time.monotonic()
     fresh(folder)
-    llamacpp_tiny.write_text_model(folder / GGUF_FILE, tiny_checkpoints.template("qwen3_5"))
+    llamacpp_tiny.write_text_model(folder / GGUF_FILE, QWEN_TEMPLATE.read_text())
     llamacpp_tiny.write_mmproj(folder / MMPROJ_FILE)
     built.append((folder.name, "qwen35 GGUF + qwen3vl mmproj", time.monotonic() - start))
     mark(folder, built[-1][1], built[-1][2])
@@ -156,7 +155,7 @@ def build_llamacpp(root: Path, built: list) -> None:
 def build_chatterbox(root: Path, built: list) -> None:
     if all(done(root / name) for name in CHATTERBOX):
         return
-    import chatterbox_checkpoints as cc
+    from llmux_chatterbox import tiny as cc
 
     start = time.monotonic()
     staging = fresh(root / ".chatterbox-build")
@@ -214,7 +213,6 @@ def main(argv: list[str] | None = None) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.path[:0] = [str(p) for p in PLUGIN_TESTS]
     root = args.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
 

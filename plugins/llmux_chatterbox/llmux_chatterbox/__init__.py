@@ -12,10 +12,11 @@ import logging
 from typing import Any
 
 from llmux import BackendInfo, InvalidRequest, ModelLoadError, hookimpl
+from llmux.kit import choose_device, free_device_memory
 from llmux.types import Cancellation, PhysicalModel, SpeechRequest, VramEstimate
 
 from .options import OPTIONS_SCHEMA
-from .variants import GIB, VARIANTS, choose_device, free_memory
+from .variants import GIB, VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +98,11 @@ def load(model: PhysicalModel, device: str | None) -> Any:
         handle = Handle.create(model, variant, tts, where)
     except ModelLoadError:
         del tts
-        free_memory()
+        free_device_memory()
         raise
     except Exception as exc:
         del tts
-        free_memory()
+        free_device_memory()
         raise ModelLoadError(f"loading {model.name!r} ({variant.name}) failed: {exc}") from exc
     log.info("chatterbox %s loaded on %s from %s", variant.name, where, model.location)
     return handle
@@ -110,7 +111,7 @@ def load(model: PhysicalModel, device: str | None) -> Any:
 @hookimpl
 def unload(model: PhysicalModel, handle: Any) -> None:
     handle.close()
-    free_memory()
+    free_device_memory()
 
 
 @hookimpl

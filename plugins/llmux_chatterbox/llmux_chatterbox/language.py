@@ -23,10 +23,11 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from llmux.kit import primary_subtag
 from llmux.types import SpeechRequest
 
 from .text import split_by_language, split_sentences
-from .variants import Variant, primary_subtag
+from .variants import Variant
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmux import kit
 from llmux.errors import InvalidRequest, LlmuxError
 from llmux.types import Cancellation, PhysicalModel, Speech, SpeechRequest
 
@@ -127,7 +128,10 @@ def synthesize(handle: Handle, model: PhysicalModel, request: SpeechRequest,
     pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces: list[Any] = []
     tokens = 0
-    with handle.lock:
+    if not kit.acquire(handle.lock, cancel):  # cancelled while another synthesis ran
+        return Speech(samples=np.zeros(0, dtype=np.float32), sample_rate=SAMPLE_RATE,
+                      speech_tokens=0)
+    try:
         if handle.tts is None:
             raise LlmuxError("this chatterbox model was unloaded")
         handle.select_voice(request.voice, knobs.exaggeration)
@@ -148,5 +152,7 @@ def synthesize(handle: Handle, model: PhysicalModel, request: SpeechRequest,
                 pieces.append(pause)
             pieces.append(wav.reshape(-1).numpy().astype(np.float32, copy=False))
             tokens += handle.cap.count
+    finally:
+        handle.lock.release()
     samples = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
     return Speech(samples=samples, sample_rate=SAMPLE_RATE, speech_tokens=tokens)

@@ -1,14 +1,16 @@
-"""The three Chatterbox variants: the files each ``from_local`` reads, languages, knobs."""
+"""The three Chatterbox variants: the files each ``from_local`` reads, languages, knobs.
+
+Language codes are the runtime kit's (:mod:`llmux.kit.languages`)."""
 
 from __future__ import annotations
 
-import gc
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmux.errors import InvalidRequest, ModelLoadError
+from llmux.errors import InvalidRequest
+from llmux.kit import choose_language, primary_subtag
 
 # ChatterboxMultilingualTTS's SUPPORTED_LANGUAGES (chatterbox-tts 0.1.7), kept here so that
 # validating a request never imports torch.
@@ -51,16 +53,8 @@ class Variant:
                     param="language",
                 )
             return None
-        supported = self.supported_languages(allowed)
-        if code is None:
-            code = "en" if "en" in supported else supported[0]
-        if code not in supported:
-            raise InvalidRequest(
-                f"language {language!r} is not supported by this Chatterbox Multilingual model; "
-                f"use one of: {', '.join(supported)}",
-                param="language",
-            )
-        return code
+        return choose_language(language, self.supported_languages(allowed),
+                               "this Chatterbox Multilingual model")
 
     def supported_languages(self, allowed: list[str] | None) -> list[str]:
         """The languages it speaks, restricted to ``allowed`` (``options.languages``)."""
@@ -108,30 +102,3 @@ VARIANTS = {
     ),
 }
 
-
-def primary_subtag(language: str | None) -> str | None:
-    """``"de-DE"``/``"de_DE"``/``"DE"`` -> ``"de"``; blank -> None."""
-    if language is None or not str(language).strip():
-        return None
-    return str(language).strip().replace("_", "-").split("-")[0].lower()
-
-
-def choose_device(forced: str | None, configured: str | None) -> str:
-    import torch
-
-    device = forced or (configured if configured not in (None, "auto") else None)
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(f"device {device!r} was asked for, but torch sees no CUDA device")
-    return device
-
-
-def free_memory() -> None:
-    gc.collect()
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()

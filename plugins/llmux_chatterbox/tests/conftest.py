@@ -14,7 +14,7 @@ from llmux.testing import ThreadedServer, write_config
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import chatterbox_checkpoints  # noqa: E402
+from llmux_chatterbox import tiny as chatterbox_checkpoints  # noqa: E402
 from chatterbox_config import KEY, models_yaml, plugin_manager  # noqa: E402
 
 

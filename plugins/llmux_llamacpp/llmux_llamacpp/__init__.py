@@ -14,12 +14,11 @@ from typing import Any
 from llmux import (
     BackendInfo,
     Cancellation,
-    ChatRequest,
-    InvalidRequest,
     PhysicalModel,
     VramEstimate,
     hookimpl,
 )
+from llmux.kit import chat_only
 
 from .options import OPTIONS_SCHEMA, settings
 
@@ -73,8 +72,4 @@ def unload(model: PhysicalModel, handle: Any) -> None:
 
 @hookimpl
 def infer(model: PhysicalModel, handle: Any, request: Any, cancel: Cancellation):
-    if not isinstance(request, ChatRequest):
-        raise InvalidRequest(
-            f"model {model.name!r} (llamacpp) serves chat only, not {type(request).__name__}"
-        )
-    return handle.chat(request, cancel)
+    return handle.chat(chat_only(model, request, "llamacpp"), cancel)

@@ -1,11 +1,12 @@
 """The prompt, rendered with the chat template embedded in the GGUF (``tokenizer.chat_template``).
 
 ``create_chat_completion`` takes no template kwargs, so llmux renders the template itself,
-the way transformers' ``apply_chat_template`` and llama.cpp's server do: a sandboxed Jinja
-environment with ``raise_exception``, ``strftime_now`` and a ``tojson`` that keeps non-ASCII
-text. Messages come from the chat format's ``prepare_messages``; image parts become the
-multimodal marker, which mtmd replaces with the image's embeddings (and its own
-``<|vision_start|>``/``<|vision_end|>`` for Qwen models).
+the way transformers' ``apply_chat_template`` and llama.cpp's server do, with the runtime
+kit's :class:`llmux.kit.ChatTemplate` (a sandboxed Jinja environment with
+``raise_exception``, ``strftime_now`` and a ``tojson`` that keeps non-ASCII text). Messages
+come from the chat format's ``prepare_messages``; image parts become the multimodal marker,
+which mtmd replaces with the image's embeddings (and its own ``<|vision_start|>``/
+``<|vision_end|>`` for Qwen models).
 
 :func:`evaluate` runs a text prompt through the model in ``n_batch``-token slices, checking
 the cancellation between them, so a long prompt stops soon after the client has gone.
@@ -13,48 +14,10 @@ the cancellation between them, so a long prompt stops soon after the client has 
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from typing import Any, Mapping, Sequence
 
 from llmux import InvalidRequest
-
-
-class ChatTemplate:
-    def __init__(self, source: str, bos_token: str = "", eos_token: str = "") -> None:
-        import jinja2
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        env = ImmutableSandboxedEnvironment(
-            trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.loopcontrols"]
-        )
-        env.filters["tojson"] = _tojson
-        env.globals["raise_exception"] = _raise_exception
-        env.globals["strftime_now"] = _strftime_now
-        self._error = jinja2.TemplateError
-        self.template = env.from_string(source)
-        self.bos_token = bos_token
-        self.eos_token = eos_token
-
-    def render(
-        self,
-        messages: Sequence[Mapping[str, Any]],
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> str:
-        try:
-            return self.template.render(
-                messages=messages,
-                tools=list(tools) if tools else None,
-                add_generation_prompt=True,
-                bos_token=self.bos_token,
-                eos_token=self.eos_token,
-                **kwargs,
-            )
-        except self._error as exc:
-            # The template's own checks (a system message not first, no user query, ...).
-            raise InvalidRequest(f"the chat template rejected the messages: {exc}",
-                                 param="messages") from exc
+from llmux.kit import ChatTemplate  # noqa: F401  (the engine's, from here)
 
 
 def evaluate(llama: Any, tokens: list[int], cancel: Any) -> bool:
@@ -88,22 +51,6 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any) -> bool:
             return False
         llama.eval(tokens[start:start + step])
     return not cancel.cancelled
-
-
-def _raise_exception(message: str) -> None:
-    import jinja2
-
-    raise jinja2.TemplateError(message)
-
-
-def _strftime_now(fmt: str) -> str:
-    return datetime.now().strftime(fmt)
-
-
-def _tojson(value: Any, ensure_ascii: bool = False, indent: Any = None,
-            separators: Any = None, sort_keys: bool = False) -> str:
-    return json.dumps(value, ensure_ascii=ensure_ascii, indent=indent,
-                      separators=separators, sort_keys=sort_keys)
 
 
 def image_urls(messages: Sequence[Mapping[str, Any]]) -> list[str]:

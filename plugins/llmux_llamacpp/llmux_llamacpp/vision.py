@@ -5,22 +5,19 @@ no token-level cancellation and no usage counts. llmux needs only its first half
 module drives the same public ``mtmd_cpp`` bindings the handler uses: tokenize the rendered
 prompt with the images (``mtmd_tokenize``), evaluate text chunks with ``Llama.eval`` and
 image chunks with ``mtmd_helper_eval_chunk_single``. Images are decoded by Pillow first, so
-a corrupt image is a clear 400 and any format Pillow reads works (mtmd gets raw RGB).
+a corrupt or oversized image is a clear 400 and any format Pillow reads works (mtmd gets raw
+RGB); the decoding is the runtime kit's (:mod:`llmux.kit.images`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ctypes
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmux import InvalidRequest, ModelLoadError
-
-MAX_IMAGE_PIXELS = 64_000_000
+from llmux import InvalidRequest, ModelLoadError, kit
+from llmux.kit import MAX_IMAGE_PIXELS  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -31,34 +28,9 @@ class Image:
 
 
 def decode_image(url: str, index: int) -> Image:
-    """A ``data:image/...;base64,`` URL -> RGB pixels, or :class:`InvalidRequest`."""
-    from PIL import Image as PILImage
-
-    if not url.startswith("data:"):
-        raise InvalidRequest(
-            f"image {index}: only data URLs (data:image/png;base64,...) are accepted",
-            param="messages",
-        )
-    header, _, payload = url.partition(",")
-    try:
-        data = base64.b64decode(payload, validate=False) if ";base64" in header else (
-            payload.encode("latin-1"))
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(f"image {index}: the data URL is not valid base64: {exc}",
-                             param="messages") from exc
-    try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            if img.width * img.height > MAX_IMAGE_PIXELS:
-                raise InvalidRequest(
-                    f"image {index}: {img.width}x{img.height} is too large", param="messages"
-                )
-            img.load()
-            rgb = img.convert("RGB")
-    except InvalidRequest:
-        raise
-    except Exception as exc:  # PIL raises many types for broken input
-        raise InvalidRequest(f"image {index} could not be decoded: {exc}",
-                             param="messages") from exc
+    """A ``data:image/...;base64,`` URL -> RGB pixels, or :class:`InvalidRequest` (the
+    kit's :func:`llmux.kit.decode_image`, up to :data:`MAX_IMAGE_PIXELS`)."""
+    rgb = kit.decode_image(url, index)
     return Image(rgb.width, rgb.height, rgb.tobytes())
 
 

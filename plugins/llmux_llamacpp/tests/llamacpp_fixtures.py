@@ -16,7 +16,7 @@ from llmux.testing import write_config
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import llmux_llamacpp  # noqa: E402
-from llamacpp_tiny import write_mmproj, write_text_model  # noqa: E402
+from llmux_llamacpp.tiny import write_mmproj, write_text_model  # noqa: E402
 from llmux.config import load_config  # noqa: E402
 from llmux.runtime import Runtimes  # noqa: E402
 

@@ -26,6 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from llmux import kit
 from llmux.errors import InvalidRequest, ModelLoadError
 from llmux.types import Cancellation, PhysicalModel, Segment, Transcription, TranscriptionRequest
 
@@ -44,7 +45,6 @@ LANGUAGES = ("ar", "de", "el", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "
 #: loops instead of ending.
 TOKENS_PER_SECOND = 12
 EXTRA_TOKENS = 32
-POLL_SECONDS = 0.05
 
 #: Extension seam (the tests use it to record the decoder prompt and to end generation
 #: early): each factory is called once per chunk as ``factory(request, processor,
@@ -69,14 +69,8 @@ class AsrModel:
 
 def configured_languages(model: PhysicalModel) -> tuple[str, ...]:
     """``options.languages`` (all 14 when unset), each one the model knows."""
-    wanted = tuple(model.options.get("languages") or LANGUAGES)
-    unknown = [code for code in wanted if code not in LANGUAGES]
-    if unknown:
-        raise ModelLoadError(
-            f"{model.name!r}: options.languages has {', '.join(unknown)}, which Cohere "
-            f"Transcribe does not support; it supports {', '.join(LANGUAGES)}"
-        )
-    return wanted
+    return kit.configured_languages(model.options.get("languages"), LANGUAGES,
+                                    repr(model.name), "Cohere Transcribe")
 
 
 def load_asr(model: PhysicalModel, ckpt: Checkpoint, device: str) -> AsrModel:
@@ -114,17 +108,8 @@ def load_asr(model: PhysicalModel, ckpt: Checkpoint, device: str) -> AsrModel:
 def language_of(h: AsrModel, request: TranscriptionRequest) -> str:
     """The request's language (already defaulted to the virtual model's by the core), as the
     model's code: ``en``, ``EN``, ``en-US`` and ``en_GB`` are all English."""
-    given = request.language or request.behaviour.language
-    if not given:
-        return "en" if "en" in h.languages else h.languages[0]
-    code = given.strip().lower().replace("_", "-").split("-")[0]
-    if code not in h.languages:
-        raise InvalidRequest(
-            f"language {given!r} is not supported by {h.name!r} "
-            f"(supported: {', '.join(h.languages)})",
-            param="language",
-        )
-    return code
+    return kit.choose_language(request.language or request.behaviour.language, h.languages,
+                               repr(h.name))
 
 
 def transcribe(h: AsrModel, request: TranscriptionRequest, cancel: Cancellation) -> Transcription:
@@ -134,9 +119,8 @@ def transcribe(h: AsrModel, request: TranscriptionRequest, cancel: Cancellation)
     import numpy as np
 
     samples = np.ascontiguousarray(request.samples, dtype=np.float32).reshape(-1)
-    while not h.lock.acquire(timeout=POLL_SECONDS):  # one transcription per model at a time
-        if cancel.cancelled:
-            return Transcription(text="", language=language)
+    if not kit.acquire(h.lock, cancel):  # one transcription per model at a time
+        return Transcription(text="", language=language)
     try:
         if h.model is None:
             raise ModelLoadError(f"model {h.name!r} was unloaded")

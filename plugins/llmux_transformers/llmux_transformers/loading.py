@@ -12,7 +12,6 @@ estimate (:func:`estimate_model`) sizes the very same plan.
 
 from __future__ import annotations
 
-import gc
 import importlib.util
 import logging
 import os
@@ -20,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from llmux.errors import InsufficientVram, ModelLoadError
+from llmux.kit import choose_device, free_device_memory
 from llmux.types import PhysicalModel
 
 from . import estimate as sizes
@@ -66,18 +66,9 @@ class Plan:
 
 
 def resolve_device(forced: str | None, options: Mapping[str, Any]) -> str:
-    import torch
-
-    want = forced or options.get("device") or "auto"
-    if want == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if want.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelLoadError(
-            f"device {want!r} was asked for but torch {torch.__version__} sees no CUDA GPU"
-        )
-    if want != "cpu" and not want.startswith("cuda"):
-        raise ModelLoadError(f"unknown device {want!r}: use 'cpu', 'cuda' or 'cuda:N'")
-    return want
+    """``forced``, else ``options.device``, else the GPU when torch sees one (the kit's
+    :func:`llmux.kit.choose_device`)."""
+    return choose_device(forced, options.get("device"))
 
 
 def resolve_dtype(device: str, options: Mapping[str, Any]) -> str:
@@ -424,8 +415,6 @@ def resident_bytes(handle: Any) -> float | None:
 
 
 def free_memory(device: str) -> None:
-    gc.collect()
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
+    """Garbage and, on a GPU, torch's cached memory (the kit's
+    :func:`llmux.kit.free_device_memory`)."""
+    free_device_memory(device)

@@ -1,5 +1,6 @@
-"""Images for image-text-to-text models: data URLs -> PIL -> pixel values and the expanded
-image placeholder tokens.
+"""Images for image-text-to-text models: data URLs -> PIL (the runtime kit's
+:func:`llmux.kit.decode_image`, with its pixel limit) -> pixel values and the expanded image
+placeholder tokens.
 
 The image processor comes from ``AutoImageProcessor`` (the torchvision-backed one where
 torchvision is installed) and falls back to the PIL implementation
@@ -9,14 +10,12 @@ build the Qwen3-VL processor at all.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import io
 import logging
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from llmux.errors import InvalidRequest, ModelLoadError
+from llmux.kit import decode_image
 
 log = logging.getLogger(__name__)
 
@@ -38,27 +37,6 @@ def image_parts(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     return urls
 
 
-def decode_image(url: str) -> Any:
-    """A ``data:image/...;base64,`` URL -> an RGB PIL image (400 for anything else)."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not url.startswith("data:"):
-        raise InvalidRequest(
-            "images must be sent inline as data URLs (data:image/png;base64,...); "
-            "this server does not fetch URLs",
-            param="messages",
-        )
-    header, _, data = url.partition(",")
-    if ";base64" not in header:
-        raise InvalidRequest("image data URLs must be base64-encoded", param="messages")
-    try:
-        image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
-        image.load()
-    except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as exc:
-        raise InvalidRequest(f"cannot decode image: {exc}", param="messages") from None
-    return image.convert("RGB")
-
-
 @dataclass
 class Vision:
     """What one loaded vision model needs to turn images into inputs."""
@@ -76,10 +54,10 @@ class Vision:
             return cancel is not None and cancel.cancelled
 
         images = []
-        for url in urls:
+        for index, url in enumerate(urls):
             if cancelled():
                 return None
-            images.append(decode_image(url))
+            images.append(decode_image(url, index))
         if cancelled():
             return None
         out = self.processor(images=images, return_tensors="pt")

@@ -120,7 +120,7 @@ def test_unsupported_language_names_the_supported_ones(loaded, language):
                                  Cancellation())
     assert info.value.param == "language"
     assert info.value.message == (
-        f"language {language!r} is not supported by 'cohere-asr' (supported: en, de)")
+        f"language {language!r} is not supported by 'cohere-asr'; use one of: en, de")
 
 
 def test_configured_languages_must_be_the_models(asr_dir):

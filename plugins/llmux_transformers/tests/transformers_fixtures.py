@@ -15,7 +15,7 @@ from llmux.testing import ThreadedServer, write_config
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import tiny_checkpoints  # noqa: E402
+from llmux_transformers.tiny import checkpoints as tiny_checkpoints  # noqa: E402
 
 KEY = "sk-llmux-transformers-test-000000"
 TOOLS = [{
@@ -201,10 +201,10 @@ ASR_LANGUAGES = ["en", "de"]
 @pytest.fixture(scope="session")
 def asr_dir(tmp_path_factory) -> Path:
     """models_dir with the tiny ``cohere_asr`` checkpoint in ``cohere-asr/``."""
-    import tiny_asr
+    from llmux_transformers.tiny import build_cohere_asr
 
     root = tmp_path_factory.mktemp("asr-models")
-    tiny_asr.build_cohere_asr(root / "cohere-asr")
+    build_cohere_asr(root / "cohere-asr")
     return root
 
 

@@ -1,0 +1,210 @@
+"""Tiny random-weight GGUF files written directly with ``gguf.GGUFWriter``: no torch, no
+converter, no download, ~0.1 s. Used by this plugin's tests, ``scripts/make_tiny_models.py``
+and the benchmarks; importing it costs nothing (numpy, gguf and tokenizers load when a file
+is written).
+
+- ``qwen35`` text model: the real architecture (one Gated DeltaNet layer, one gated
+  full-attention layer, interleaved M-RoPE) with a real byte-level BPE tokenizer trained here,
+  holding the Qwen special tokens with the types llama.cpp's converter gives them
+  (``<|...|>`` control, ``<think>``/``<tool_call>``... user-defined), and the Qwen3.5 chat
+  template embedded.
+- ``clip`` mmproj with projector ``qwen3vl_merger`` (one ViT block, patch 16, merge 2).
+
+The tensor names, shapes and metadata keys were taken from what llama.cpp's own
+``convert_hf_to_gguf.py`` (llama-cpp-python 0.3.36 sdist) writes for a tiny transformers
+``Qwen3_5ForConditionalGeneration``; shapes below are numpy order (ggml order reversed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SPECIALS = [
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+    "<|image_pad|>", "<|video_pad|>", "<think>", "</think>", "<tool_call>", "</tool_call>",
+    "<tool_response>", "</tool_response>",
+]
+CORPUS = [
+    "The quick brown fox jumps over the lazy dog. What is the weather in Paris today?\n",
+    "You have access to the following functions: get_weather(city) returns the weather.\n",
+    "<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>\n",
+    "I should look this up. It is sunny and 21 degrees. Thinking about the answer...\n",
+]
+HIDDEN, FF, HEADS, KV_HEADS, HEAD_DIM = 64, 128, 4, 2, 32
+SSM_CONV, SSM_STATE, SSM_GROUPS, SSM_RANK, SSM_INNER = 4, 16, 2, 4, 64
+VISION_HIDDEN, VISION_FF, PATCH, MERGE, POSITIONS = 32, 64, 16, 2, 64
+
+
+def tokenizer():
+    """A byte-level BPE (tokens in id order, types, merges)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600, special_tokens=SPECIALS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS * 20, trainer)
+    vocab = tok.get_vocab()
+    tokens = [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
+    merges = json.loads(tok.to_str())["model"]["merges"]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+    types = [
+        (3 if t.startswith("<|") else 4) if t in SPECIALS else 1  # CONTROL, USER_DEFINED, NORMAL
+        for t in tokens
+    ]
+    return tokens, types, merges
+
+
+def _w(rng, *shape, scale=0.2) -> Any:
+    import numpy as np
+
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def _ones(*shape) -> Any:
+    import numpy as np
+
+    return np.ones(shape, dtype=np.float32)
+
+
+def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
+    """The ``qwen35`` text model with ``chat_template`` embedded, written to ``path``."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tokens, types, merges = tokenizer()
+    w = gguf.GGUFWriter(str(path), "qwen35")
+    w.add_string("general.type", "model")
+    w.add_name("llmux tiny qwen35")
+    a = "qwen35"
+    w.add_uint32(f"{a}.block_count", 2)
+    w.add_uint32(f"{a}.context_length", 8192)
+    w.add_uint32(f"{a}.embedding_length", HIDDEN)
+    w.add_uint32(f"{a}.feed_forward_length", FF)
+    w.add_uint32(f"{a}.attention.head_count", HEADS)
+    w.add_uint32(f"{a}.attention.head_count_kv", KV_HEADS)
+    w.add_array(f"{a}.rope.dimension_sections", [2, 1, 1, 0])
+    w.add_float32(f"{a}.rope.freq_base", 10000.0)
+    w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
+    w.add_uint32(f"{a}.attention.key_length", HEAD_DIM)
+    w.add_uint32(f"{a}.attention.value_length", HEAD_DIM)
+    w.add_uint32("general.file_type", 0)
+    w.add_uint32(f"{a}.ssm.conv_kernel", SSM_CONV)
+    w.add_uint32(f"{a}.ssm.state_size", SSM_STATE)
+    w.add_uint32(f"{a}.ssm.group_count", SSM_GROUPS)
+    w.add_uint32(f"{a}.ssm.time_step_rank", SSM_RANK)
+    w.add_uint32(f"{a}.ssm.inner_size", SSM_INNER)
+    w.add_array(f"{a}.attention.recurrent_layers", [True, False])
+    w.add_uint32(f"{a}.full_attention_interval", 2)
+    w.add_uint32(f"{a}.rope.dimension_count", 8)
+    w.add_uint32("general.quantization_version", 2)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen35")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_eos_token_id(tokens.index("<|im_end|>"))
+    w.add_pad_token_id(tokens.index("<|endoftext|>"))
+    w.add_add_bos_token(False)
+    w.add_chat_template(chat_template)
+
+    n_vocab = len(tokens)
+    conv_dim = SSM_INNER + 2 * SSM_GROUPS * SSM_STATE
+    tensors = {
+        "token_embd.weight": _w(rng, n_vocab, HIDDEN, scale=1.0),
+        "output.weight": _w(rng, n_vocab, HIDDEN),
+        "output_norm.weight": _ones(HIDDEN),
+        # layer 0: Gated DeltaNet (linear attention)
+        "blk.0.attn_norm.weight": _ones(HIDDEN),
+        "blk.0.ssm_a": -np.abs(_w(rng, SSM_RANK, scale=1.0)),
+        "blk.0.ssm_conv1d.weight": _w(rng, conv_dim, SSM_CONV),
+        "blk.0.ssm_dt.bias": _w(rng, SSM_RANK),
+        "blk.0.ssm_alpha.weight": _w(rng, SSM_RANK, HIDDEN),
+        "blk.0.ssm_beta.weight": _w(rng, SSM_RANK, HIDDEN),
+        "blk.0.attn_qkv.weight": _w(rng, conv_dim, HIDDEN),
+        "blk.0.attn_gate.weight": _w(rng, SSM_INNER, HIDDEN),
+        "blk.0.ssm_norm.weight": _ones(SSM_STATE),
+        "blk.0.ssm_out.weight": _w(rng, HIDDEN, SSM_INNER),
+        # layer 1: full attention with an output gate (q projects to 2 x heads x dim)
+        "blk.1.attn_norm.weight": _ones(HIDDEN),
+        "blk.1.attn_q.weight": _w(rng, 2 * HEADS * HEAD_DIM, HIDDEN),
+        "blk.1.attn_k.weight": _w(rng, KV_HEADS * HEAD_DIM, HIDDEN),
+        "blk.1.attn_v.weight": _w(rng, KV_HEADS * HEAD_DIM, HIDDEN),
+        "blk.1.attn_output.weight": _w(rng, HIDDEN, HEADS * HEAD_DIM),
+        "blk.1.attn_q_norm.weight": _ones(HEAD_DIM),
+        "blk.1.attn_k_norm.weight": _ones(HEAD_DIM),
+    }
+    for il in (0, 1):
+        tensors.update({
+            f"blk.{il}.post_attention_norm.weight": _ones(HIDDEN),
+            f"blk.{il}.ffn_gate.weight": _w(rng, FF, HIDDEN),
+            f"blk.{il}.ffn_up.weight": _w(rng, FF, HIDDEN),
+            f"blk.{il}.ffn_down.weight": _w(rng, HIDDEN, FF),
+        })
+    for name, array in tensors.items():
+        w.add_tensor(name, array)
+    _finish(w)
+    return path
+
+
+def write_mmproj(path: Path, seed: int = 1) -> Path:
+    """The ``qwen3vl_merger`` vision projector for :func:`write_text_model`'s model."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    w = gguf.GGUFWriter(str(path), "clip")
+    w.add_string("general.type", "mmproj")
+    w.add_name("llmux tiny qwen35 vision")
+    w.add_uint32("general.file_type", 0)
+    w.add_bool("clip.has_vision_encoder", True)
+    w.add_uint32("clip.vision.projection_dim", HIDDEN)
+    w.add_uint32("clip.vision.image_size", PATCH * int(POSITIONS**0.5))
+    w.add_uint32("clip.vision.patch_size", PATCH)
+    w.add_uint32("clip.vision.embedding_length", VISION_HIDDEN)
+    w.add_uint32("clip.vision.feed_forward_length", VISION_FF)
+    w.add_uint32("clip.vision.block_count", 1)
+    w.add_uint32("clip.vision.attention.head_count", 2)
+    w.add_array("clip.vision.image_mean", [0.5, 0.5, 0.5])
+    w.add_array("clip.vision.image_std", [0.5, 0.5, 0.5])
+    w.add_string("clip.projector_type", "qwen3vl_merger")
+    w.add_bool("clip.use_gelu", True)
+    w.add_uint32("clip.vision.spatial_merge_size", MERGE)
+    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-6)
+    w.add_array("clip.vision.is_deepstack_layers", [False])
+    w.add_uint32("general.quantization_version", 2)
+    vh, merged = VISION_HIDDEN, VISION_HIDDEN * MERGE * MERGE
+    tensors = {
+        "v.patch_embd.weight": _w(rng, vh, 3, PATCH, PATCH),
+        "v.patch_embd.weight.1": _w(rng, vh, 3, PATCH, PATCH),
+        "v.patch_embd.bias": _w(rng, vh),
+        "v.position_embd.weight": _w(rng, POSITIONS, vh),
+        "v.blk.0.ln1.weight": _ones(vh), "v.blk.0.ln1.bias": _w(rng, vh),
+        "v.blk.0.attn_qkv.weight": _w(rng, 3 * vh, vh), "v.blk.0.attn_qkv.bias": _w(rng, 3 * vh),
+        "v.blk.0.attn_out.weight": _w(rng, vh, vh), "v.blk.0.attn_out.bias": _w(rng, vh),
+        "v.blk.0.ln2.weight": _ones(vh), "v.blk.0.ln2.bias": _w(rng, vh),
+        "v.blk.0.ffn_up.weight": _w(rng, VISION_FF, vh),
+        "v.blk.0.ffn_up.bias": _w(rng, VISION_FF),
+        "v.blk.0.ffn_down.weight": _w(rng, vh, VISION_FF),
+        "v.blk.0.ffn_down.bias": _w(rng, vh),
+        "v.post_ln.weight": _ones(vh), "v.post_ln.bias": _w(rng, vh),
+        "mm.0.weight": _w(rng, merged, merged), "mm.0.bias": _w(rng, merged),
+        "mm.2.weight": _w(rng, HIDDEN, merged), "mm.2.bias": _w(rng, HIDDEN),
+    }
+    for name, array in tensors.items():
+        w.add_tensor(name, array)
+    _finish(w)
+    return path
+
+
+def _finish(w) -> None:
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
