@@ -18,6 +18,8 @@ import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
+from llmux import openmp
+
 from . import gateway, llamacpp, startup, swap, tool
 from .harness import Section, machine
 from .report import format_table
@@ -64,12 +66,6 @@ async def run_all(names: list[str], work: Path, smoke: bool) -> dict[str, Sectio
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # llama.cpp's CPU backend runs on OpenMP (libgomp), whose idle workers spin by default.
-    # On a small, busy machine a spinning team takes the CPU from the thread that decodes,
-    # and how much depends on which thread calls llama.cpp (a pool thread that is reused
-    # keeps its team): measured here, prompt evaluation took 4x longer at the median. Every
-    # way is run with the same policy, passive unless the caller set one (docs/benchmarks.md).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     names = list(SECTIONS) if not args.only else [n.strip() for n in args.only.split(",")]
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
@@ -78,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = datetime.now(UTC)
     described = machine()
-    described["omp_wait_policy"] = os.environ["OMP_WAIT_POLICY"]
+    # The benchmark sets no OpenMP variable; a target that runs llama.cpp gets the
+    # caller's environment without any (the libraries' defaults) and reports its own.
+    described["openmp_env_of_caller"] = openmp.settings()
     work = Path(tempfile.mkdtemp(prefix="llmux-bench-"))
     sections = asyncio.run(run_all(names, work, args.smoke))
     described["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -1,16 +1,22 @@
 """2. llama.cpp the same GGUF, prompt and token count four ways, interleaved run by run:
 
 - ``llmux``: through ``llmux serve`` and the llamacpp plugin, over HTTP (SSE);
-- ``direct``: in-process ``llama_cpp.Llama.create_chat_completion(stream=True)``;
-- ``floor``: in-process ``Llama.generate`` over the same prompt tokens (no template, no
-  detokenizing, no chunk dicts): the least any Python caller can pay;
+- ``direct``: ``llama_cpp.Llama.create_chat_completion(stream=True)`` in a script;
+- ``floor``: a ``Llama.generate`` loop in a script over the same prompt tokens (no template,
+  no detokenizing, no chunk dicts): the least any Python caller can pay;
 - ``llama_server``: llama-cpp-python's own OpenAI server (``python -m llama_cpp.server``).
 
 Time to first token and decode tokens/s (medians over the runs), then 16 concurrent streams
 against 16 direct requests one after another. Greedy decoding on a random-weight GGUF whose
-output matrix never picks EOS, so every run decodes exactly ``max_tokens`` tokens. Each
-engine uses the same ``n_threads`` (1 by default: on a 2-core machine the other core is left
-to the HTTP side, the same for llmux and the peer server).
+output matrix never picks EOS, so every run decodes exactly ``max_tokens`` tokens.
+
+Every way runs as its users run it: each in a process of its own (``direct`` and ``floor``
+in :mod:`benchmarks.llama_worker`, llama.cpp called from its main thread), all with the same
+``n_threads`` (every core unless ``LLMUX_BENCH_THREADS`` says otherwise) and the caller's
+environment without any OpenMP variable, so libgomp runs with its defaults everywhere. The
+section reports the settings each process actually started with (read from
+``/proc/PID/environ``), and where llmux's time to first token goes (its
+``llmux_chat_phase_seconds`` metric beside the model's own work, measured in the worker).
 """
 
 from __future__ import annotations
@@ -25,9 +31,12 @@ from pathlib import Path
 
 import aiohttp
 
+from llmux import openmp
+
 from .gguf_model import SMOKE_SHAPE, Shape, build_gguf
 from .harness import (
     AUTH,
+    REPO,
     Row,
     Section,
     Server,
@@ -38,6 +47,13 @@ from .harness import (
     plugin_installed,
     ratio,
     write_llmux_config,
+)
+from .llama_worker import (
+    Worker,
+    library_env,
+    messages,
+    process_env,
+    result,
 )
 
 DECODE_TARGET = 0.97  # llmux / direct decode tokens/s
@@ -60,7 +76,7 @@ FULL = Sizes(Shape(), runs=int(os.environ.get("LLMUX_BENCH_RUNS", "7")), max_tok
              streams=16, stream_tokens=64, concurrent_rounds=3)
 SMOKE = Sizes(SMOKE_SHAPE, runs=1, max_tokens=8, streams=4, stream_tokens=4,
               concurrent_rounds=1)
-THREADS = int(os.environ.get("LLMUX_BENCH_THREADS", "1"))
+THREADS = int(os.environ.get("LLMUX_BENCH_THREADS", "0")) or os.cpu_count() or 1
 
 
 @dataclass
@@ -72,18 +88,8 @@ class Run:
     finish: str | None
 
 
-def _messages(tag: str) -> list[dict]:
-    # A different first word each round: llama.cpp reuses the cached prefix of the previous
-    # prompt, so each round's prompt is fresh; within a round every way gets the same one.
-    return [{"role": "user", "content": f"{tag}. {PROMPT}"}]
-
-
 def _run(t0: float, stamps: list[float], tokens: int, finish: str | None) -> Run:
-    if not stamps:
-        raise RuntimeError("no content was generated")
-    span = stamps[-1] - stamps[0]
-    return Run(stamps[0] - t0, (tokens - 1) / span if span > 0 else float("inf"),
-               stamps[-1] - t0, tokens, finish)
+    return Run(**result(t0, stamps, tokens, finish))
 
 
 # --------------------------------------------------------------------------- the four ways
@@ -91,7 +97,7 @@ def _run(t0: float, stamps: list[float], tokens: int, finish: str | None) -> Run
 
 async def http_stream(session, url: str, model: str, tag: str, max_tokens: int,
                       headers: dict | None = None) -> Run:
-    body = {"model": model, "messages": _messages(tag), "stream": True, "temperature": 0,
+    body = {"model": model, "messages": messages(tag), "stream": True, "temperature": 0,
             "max_tokens": max_tokens, "repeat_penalty": 1.0}
     stamps: list[float] = []
     finish = None
@@ -112,35 +118,6 @@ async def http_stream(session, url: str, model: str, tag: str, max_tokens: int,
     return _run(t0, stamps, max_tokens, finish)
 
 
-def direct_stream(llm, tag: str, max_tokens: int) -> Run:
-    stamps: list[float] = []
-    finish = None
-    t0 = time.perf_counter()
-    for chunk in llm.create_chat_completion(_messages(tag), max_tokens=max_tokens,
-                                            temperature=0, repeat_penalty=1.0, stream=True):
-        choice = chunk["choices"][0]
-        if choice["delta"].get("content"):
-            stamps.append(time.perf_counter())
-        finish = choice.get("finish_reason") or finish
-    return _run(t0, stamps, max_tokens, finish)
-
-
-def floor_stream(llm, tag: str, max_tokens: int) -> Run:
-    # What the GGUF's embedded template (benchmarks.gguf_model.CHATML) renders.
-    prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n"
-                     for m in _messages(tag)) + "<|im_start|>assistant\n"
-    stamps: list[float] = []
-    t0 = time.perf_counter()
-    tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-    n = 0
-    for _ in llm.generate(tokens, temp=0, repeat_penalty=1.0):
-        stamps.append(time.perf_counter())
-        n += 1
-        if n >= max_tokens:
-            break
-    return _run(t0, stamps, max_tokens, "length")
-
-
 # --------------------------------------------------------------------------- the section
 
 
@@ -148,7 +125,7 @@ async def run(work: Path, smoke: bool) -> Section:
     section = Section("llamacpp")
     sizes = SMOKE if smoke else FULL
     try:
-        import llama_cpp
+        import llama_cpp  # noqa: F401  (the workers import it; here only whether it is there)
     except ImportError:
         section.skipped = "llama-cpp-python is not installed"
         return section
@@ -170,19 +147,18 @@ async def run(work: Path, smoke: bool) -> Section:
                        "starlette-context, pydantic-settings)")
     section.data["missing"] = missing
 
-    # Direct and floor each get their own context, like every server: each way's KV cache
-    # then holds only its own previous request, and every way reuses the same prefix.
-    llm = llama_cpp.Llama(model_path=path, n_ctx=sizes.shape.context, n_threads=THREADS,
-                          verbose=False)
-    floor_llm = llama_cpp.Llama(model_path=path, n_ctx=sizes.shape.context,
-                                n_threads=THREADS, verbose=False)
+    # Direct and floor each get their own process and context, like every server: each
+    # way's KV cache then holds only its own previous request.
+    n_ctx = sizes.shape.context
+    workers = {w: Worker(path, n_ctx, THREADS, work / f"llama-worker-{w}.log")
+               for w in ("direct", "floor")}
     servers: list[Server] = []
     urls: dict[str, tuple[str, str, dict | None]] = {}
+    env = library_env()
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
             if have_plugin:
-                options = {"model_file": "bench.gguf", "n_ctx": sizes.shape.context,
-                           "n_threads": THREADS}
+                options = {"model_file": "bench.gguf", "n_ctx": n_ctx, "n_threads": THREADS}
                 known = backend_option_names("llamacpp")
                 options = {k: v for k, v in options.items() if not known or k in known}
                 config = write_llmux_config(
@@ -199,36 +175,47 @@ async def run(work: Path, smoke: bool) -> Section:
                 servers.append(Server(
                     "llama-cpp-server",
                     [sys.executable, "-m", "llama_cpp.server", "--model", path,
-                     "--n_ctx", str(sizes.shape.context), "--n_threads", str(THREADS),
+                     "--n_ctx", str(n_ctx), "--n_threads", str(THREADS),
                      "--host", "127.0.0.1", "--port", str(port), "--verbose", "False",
                      # Its default (True) aborts a running stream when the next request
                      # arrives: concurrent streams would not complete.
                      "--interrupt_requests", "False"],
                     port, work, health="/v1/models"))
                 urls["llama_server"] = (servers[-1].url, "bench", None)
+            settings = {}
+            for way, worker in workers.items():
+                hello = await worker.start(REPO)
+                settings[way] = {"n_threads": hello["n_threads"], **hello["openmp"]}
             for server in servers:
+                server.env = dict(env)
                 server.start()
+                started = process_env(server.proc.pid) or server.env
+                way = "llmux" if server.name.startswith("llmux") else "llama_server"
+                settings[way] = {"n_threads": THREADS, **openmp.settings(started)}
+            section.data["settings"] = settings
             for server in servers:
                 section.data[f"{server.name}_ready_s"] = await server.ready(session, 120)
 
             async def one(way: str, tag: str, max_tokens: int) -> Run:
-                if way == "direct":
-                    return await asyncio.to_thread(direct_stream, llm, tag, max_tokens)
-                if way == "floor":
-                    return await asyncio.to_thread(floor_stream, floor_llm, tag, max_tokens)
+                if way in workers:
+                    return Run(**await workers[way].ask(way=way, tag=tag,
+                                                        max_tokens=max_tokens))
                 url, model, headers = urls[way]
                 return await http_stream(session, url, model, tag, max_tokens, headers)
 
             ways = ["direct", "floor", *urls]
-            section.data["prompt_tokens"] = await _prompt_tokens(session, llm, urls)
+            section.data["prompt_tokens"] = await _prompt_tokens(session, workers, urls)
             for way in ways:  # warm-up: first token paths, caches, connections
                 await one(way, "Warm", min(8, sizes.max_tokens))
+            before = await _phases(session, urls.get("llmux"))
             runs: dict[str, list[Run]] = {w: [] for w in ways}
             for i in range(sizes.runs):
                 order = ways[i % len(ways):] + ways[:i % len(ways)]  # rotate who goes first
                 for way in order:
                     # The same prompt for every way in a round (their caches are separate).
                     runs[way].append(await one(way, f"Run {i}", sizes.max_tokens))
+            section.data["ttft_breakdown"] = await _breakdown(
+                session, urls.get("llmux"), before, workers["floor"], sizes.runs)
             section.data["runs"] = {w: [vars(r) for r in rs] for w, rs in runs.items()}
             stats = {w: {"ttft_ms": median(r.ttft for r in rs) * 1000,
                          "decode_tps": median(r.decode_tps for r in rs),
@@ -244,16 +231,47 @@ async def run(work: Path, smoke: bool) -> Section:
                                                  for a, b in zip(rs, runs["floor"]))
             section.data["stats"] = stats
             _rows(section, stats)
-            await _concurrent(section, sizes, urls, session, llm, one)
+            await _concurrent(section, sizes, urls, one)
     finally:
         for server in servers:
             server.stop()
-        llm.close()
-        floor_llm.close()
+        for worker in workers.values():
+            await worker.stop()
     if missing:
         section.rows.append(Row("llamacpp", "not measured", None,
                                 note="missing: " + "; ".join(missing)))
     return section
+
+
+async def _phases(session, target) -> dict[str, tuple[float, float]]:
+    """llmux's ``llmux_chat_phase_seconds``: phase -> (sum, count), {} without llmux."""
+    if target is None:
+        return {}
+    url, _, headers = target
+    async with session.get(url + "/metrics", headers=headers) as resp:
+        text = await resp.text()
+    out: dict[str, list[float]] = {}
+    for line in text.splitlines():
+        for kind, prefix in enumerate(("llmux_chat_phase_seconds_sum{",
+                                        "llmux_chat_phase_seconds_count{")):
+            if line.startswith(prefix):
+                name, value = line.rsplit(" ", 1)
+                phase = name.split('phase="', 1)[1].split('"', 1)[0]
+                out.setdefault(phase, [0.0, 0.0])[kind] = float(value)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+async def _breakdown(session, target, before: dict, floor: Worker, runs: int) -> dict:
+    """Where llmux's time to first token went (ms, mean over the measured runs), beside
+    the model's own work before its first token, part by part (measured in the worker)."""
+    own = [await floor.ask(way="breakdown", tag=f"Run {i}") for i in range(runs)]
+    out = {"model_work": {k: median(o[k] for o in own) for k in own[0]}}
+    after = await _phases(session, target)
+    for phase, (total, count) in after.items():
+        t0, c0 = before.get(phase, (0.0, 0.0))
+        if count > c0:
+            out[f"llmux_{phase}_ms"] = (total - t0) / (count - c0) * 1000
+    return out
 
 
 def _server_available() -> bool:
@@ -267,12 +285,12 @@ def _server_available() -> bool:
         return False
 
 
-async def _prompt_tokens(session, llm, urls) -> dict:
+async def _prompt_tokens(session, workers: dict, urls) -> dict:
     """Prompt tokens each way evaluates for the same message (they must agree)."""
-    out = {"direct": llm.create_chat_completion(_messages("Run 0"), max_tokens=1,
-                                                temperature=0)["usage"]["prompt_tokens"]}
+    usage = await workers["direct"].ask(way="prompt_tokens", tag="Run 0")
+    out = {"direct": usage["prompt_tokens"]}
     for way, (url, model, headers) in urls.items():
-        body = {"model": model, "messages": _messages("Run 0"), "max_tokens": 1,
+        body = {"model": model, "messages": messages("Run 0"), "max_tokens": 1,
                 "temperature": 0}
         async with session.post(url + "/v1/chat/completions", json=body,
                                 headers=headers) as resp:
@@ -292,13 +310,13 @@ def _rows(section: Section, stats: dict) -> None:
         target = f">= {DECODE_TARGET}x" if way == "llmux" else "(peer: 0.82-0.88x)"
         section.rows.append(Row(
             "llamacpp", f"decode tok/s, {label} vs direct", s["decode_tps"], d["decode_tps"],
-            "in-process create_chat_completion", "tok/s", r, target,
+            "create_chat_completion, a script", "tok/s", r, target,
             (r >= DECODE_TARGET) if way == "llmux" and r is not None else None,
             "ratio: median of per-round ratios" + (f"; {note}" if note else "")))
         added = s["ttft_added_ms"]
         section.rows.append(Row(
             "llamacpp", f"TTFT, {label} vs direct", s["ttft_ms"], d["ttft_ms"],
-            "in-process create_chat_completion", "ms", ratio(s["ttft_ms"], d["ttft_ms"]),
+            "create_chat_completion, a script", "ms", ratio(s["ttft_ms"], d["ttft_ms"]),
             f"<= +{TTFT_TARGET_MS:g} ms" if way == "llmux" else "(peer: +17 ms)",
             (added <= TTFT_TARGET_MS) if way == "llmux" else None,
             f"added {added:+.1f} ms (median of per-round differences)"))
@@ -307,7 +325,7 @@ def _rows(section: Section, stats: dict) -> None:
         if way in stats:
             section.rows.append(Row(
                 "llamacpp", f"decode tok/s, {way} vs floor", stats[way]["decode_tps"],
-                f["decode_tps"], "in-process Llama.generate loop", "tok/s",
+                f["decode_tps"], "Llama.generate loop, a script", "tok/s",
                 stats[way]["floor_ratio"]))
     if "llmux" in stats and "llama_server" in stats:
         section.rows.append(Row(
@@ -320,7 +338,7 @@ def _rows(section: Section, stats: dict) -> None:
             ratio(stats["llmux"]["ttft_ms"], stats["llama_server"]["ttft_ms"])))
 
 
-async def _concurrent(section, sizes: Sizes, urls, session, llm, one) -> None:
+async def _concurrent(section, sizes: Sizes, urls, one) -> None:
     """N streams at once through each server vs the same N requests direct, one by one;
     the ways interleaved over ``sizes.concurrent_rounds`` rounds, medians."""
     n, m = sizes.streams, sizes.stream_tokens

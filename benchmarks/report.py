@@ -31,9 +31,9 @@ def format_table(result: dict) -> str:
         f"{m['memory_gb']} GB, GPU: {', '.join(m['gpus']) or 'none'}",
         f"load average start {m['load_average']} end {m.get('load_average_end')}; "
         f"Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
-        f"OpenMP wait policy (llama.cpp threads): {m.get('omp_wait_policy')}",
         "",
     ]
+    lines[-1:-1] = _settings(result["sections"])
     if result["mode"] == "smoke":
         lines.insert(-1, "smoke run: tiny N and a tiny model; figures are not meaningful and "
                          "targets are not judged")
@@ -56,4 +56,26 @@ def format_table(result: dict) -> str:
     lines.append(fmt.format(*header))
     lines.append(fmt.format(*("-" * w for w in widths), "-" * 8))
     lines += [fmt.format(*row) for row in rows]
+    lines += _breakdown(result["sections"])
     return "\n".join(lines)
+
+
+def _settings(sections: dict) -> list[str]:
+    """What each llama.cpp target ran with, as its process started (llamacpp section)."""
+    settings = sections.get("llamacpp", {}).get("data", {}).get("settings") or {}
+    return [f"llamacpp {way}: " + ", ".join(f"{k} {v}" for k, v in s.items())
+            for way, s in settings.items()]
+
+
+def _breakdown(sections: dict) -> list[str]:
+    """Where llmux's time to first token goes, beside the model's own work (llamacpp)."""
+    b = sections.get("llamacpp", {}).get("data", {}).get("ttft_breakdown")
+    if not b:
+        return []
+    own = b.get("model_work", {})
+    parts = [f"{k[6:-3]} {v:.2f}" for k, v in b.items() if k.startswith("llmux_")]
+    return ["", "llamacpp time to first token, ms (means; llmux's phases from its "
+            "llmux_chat_phase_seconds metric):",
+            "  llmux: " + ", ".join(parts),
+            "  the model's own work (worker, median): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in own.items())]

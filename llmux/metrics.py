@@ -2,7 +2,8 @@
 
 The scheduler reports loads, unloads, evictions, queue depth, leases (calls in flight) and
 requests waiting, by model; the HTTP routes report time to first token, tokens generated,
-finished requests, internal errors and streams cut off because the client stopped reading. ``GET /metrics`` serves
+where time to first token goes
+(:meth:`Metrics.observe_phases`), finished requests, internal errors and streams cut off because the client stopped reading. ``GET /metrics`` serves
 :meth:`Metrics.render`.
 """
 
@@ -14,6 +15,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Summary,
     generate_latest,
 )
 
@@ -66,6 +68,14 @@ class Metrics:
         self.ttft = Histogram(
             "llmux_time_to_first_token_seconds", "Time to first token", ["model"],
             buckets=TTFT_BUCKETS, registry=r,
+        )
+        self.phases = Summary(
+            "llmux_chat_phase_seconds",
+            "Where a chat request's time to first token goes: parse (body read and "
+            "validated), admission (waiting for the model: its load or a free slot), runtime "
+            "(the runtime's work until its first output: template, tokens, prefill, first "
+            "token), first_write (the first bytes sent)",
+            ["model", "phase"], registry=r,
         )
         self.tokens = Counter(
             "llmux_tokens_generated", "Tokens generated", ["model"], registry=r
@@ -120,6 +130,14 @@ class Metrics:
 
     def observe_ttft(self, model: str, seconds: float) -> None:
         self.ttft.labels(model).observe(seconds)
+
+    def observe_phases(self, model: str, stamps: "list[tuple[str, float]]",
+                       started: float) -> None:
+        """``stamps``: (phase, the time it ended) in order, from ``started``."""
+        last = started
+        for phase, at in stamps:
+            self.phases.labels(model, phase).observe(max(0.0, at - last))
+            last = at
 
     def add_tokens(self, model: str, n: int) -> None:
         if n > 0:

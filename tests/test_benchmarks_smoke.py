@@ -5,6 +5,7 @@ The figures themselves are not asserted (the benchmark reports its own targets).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,8 +20,11 @@ SECTIONS = {"gateway", "llamacpp", "swap", "startup", "bench_tool"}
 
 @pytest.mark.slow
 def test_smoke_run_writes_every_section(tmp_path):
+    # A caller's OpenMP setting must reach none of the llama.cpp targets (each reports what
+    # its process started with).
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True, timeout=280)
+                         cwd=REPO, capture_output=True, text=True, timeout=280, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     files = list(tmp_path.glob("*-smoke.json"))
     assert len(files) == 1
@@ -36,6 +40,13 @@ def test_smoke_run_writes_every_section(tmp_path):
         assert section["rows"] or section["skipped"], name
         for row in section["rows"]:
             assert row["section"] == name and row["metric"]
+    settings = result["sections"]["llamacpp"]["data"]["settings"]
+    assert set(settings) == {"direct", "floor", "llmux", "llama_server"}
+    threads = {s.pop("n_threads") for s in settings.values()}
+    assert len(threads) == 1  # the same threads everywhere
+    for way, s in settings.items():
+        assert set(s.values()) == {"default"}, way
+        assert f"llamacpp {way}: n_threads" in out.stdout
     assert "SSE tokens/s, one stream" in out.stdout  # the table was printed
     assert str(files[0]) in out.stdout
 

@@ -31,11 +31,6 @@ PLACEHOLDER_PREFIX = "replace-me"
 
 
 def run(args: argparse.Namespace) -> int:
-    # libgomp (llama.cpp's and torch's CPU backends) lets idle OpenMP workers spin; in a
-    # server whose model threads are reused that spinning takes the cores from decoding
-    # (measured: time to first token 0.7-2.5 s instead of 60 ms; docs/benchmarks.md). Set
-    # before any runtime library loads, which happens only at the first model load.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..config import load_config, resolve_config_dir
     from ..errors import ConfigError
     from ..plugins import get_plugin_manager

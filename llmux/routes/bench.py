@@ -22,7 +22,7 @@ from aiohttp import web
 
 from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, RUNTIMES, api_key_of
 from ..bridge import run_to_completion
-from ..cli.bench import DEVICES, load_and_measure, measure, result_of
+from ..measure import DEVICES, load_and_measure, measure, result_of
 from ..errors import InvalidRequest, ModelNotFound, PermissionDenied
 from ..types import Cancellation
 from .common import read_json

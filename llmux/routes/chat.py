@@ -36,6 +36,7 @@ SSE_HEADERS = {
 
 @routes.post("/v1/chat/completions")
 async def chat_completions(request: web.Request) -> web.StreamResponse:
+    received = time.perf_counter()
     app = request.app
     body = await read_json(request, app[CONFIG].server.chat_body_limit_mb)
     virtual = resolve_model(request, body.get("model") if isinstance(body, dict) else None, "llm")
@@ -48,23 +49,25 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         chat = dataclasses.replace(chat, chat_format=formats.get(physical.chat_format))
 
     started = time.perf_counter()
+    stamps = [("parse", started)]
     async with app[MANAGER].lease(physical.name) as lease:
+        stamps.append(("admission", time.perf_counter()))
         cancel = Cancellation()
 
         def generate():
             return lease.backend.infer(lease.model, lease.handle, chat, cancel)
 
         if not chat.stream:
-            return await _complete(request, generate, cancel, chat, started)
+            return await _complete(request, generate, cancel, chat, (received, stamps))
         bridge = EventBridge(generate, cancel, app[EXECUTOR])
         try:
-            return await _stream(request, bridge, chat, usage_wanted, started)
+            return await _stream(request, bridge, chat, usage_wanted, (received, stamps))
         finally:
             await bridge.aclose()
 
 
 async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
-                    started: float) -> web.Response:
+                    timing: tuple) -> web.Response:
     """The whole answer in one trip to a worker thread and back."""
 
     def collect() -> tuple[Accumulator, float | None]:
@@ -79,8 +82,10 @@ async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
 
     acc, first = await run_to_completion(request.app[EXECUTOR], collect, cancel)
     metrics = request.app[METRICS]
+    received, stamps = timing
     if first is not None:
-        metrics.observe_ttft(chat.model, first - started)
+        metrics.observe_ttft(chat.model, first - stamps[0][1])
+        metrics.observe_phases(chat.model, [*stamps, ("runtime", first)], received)
     if acc.usage:
         metrics.add_tokens(chat.model, acc.usage.completion_tokens)
     return web.json_response(acc.response(chat.model))
@@ -91,7 +96,7 @@ class StalledReader(Exception):
 
 
 async def _stream(request, bridge: EventBridge, chat: ChatRequest, usage_wanted: bool,
-                  started: float) -> web.StreamResponse:
+                  timing: tuple) -> web.StreamResponse:
     metrics = request.app[METRICS]
     encoder = SseEncoder(chat.model, include_usage=usage_wanted, cid=completion_id())
     timeout = request.app[CONFIG].server.stream_write_timeout_s
@@ -100,8 +105,10 @@ async def _stream(request, bridge: EventBridge, chat: ChatRequest, usage_wanted:
     async def write(data: bytes) -> None:
         # aiohttp waits for the socket to drain once its buffer is full: a client that has
         # stopped reading would hold this request, its worker and its lease forever.
+        # (asyncio.timeout, not wait_for: no task per write on the hot path.)
         try:
-            await asyncio.wait_for(response.write(data), timeout)
+            async with asyncio.timeout(timeout):
+                await response.write(data)
         except TimeoutError:
             raise StalledReader from None
 
@@ -112,11 +119,15 @@ async def _stream(request, bridge: EventBridge, chat: ChatRequest, usage_wanted:
         first = await batches.__anext__()
     except StopAsyncIteration:
         first = []
-    metrics.observe_ttft(chat.model, time.perf_counter() - started)
+    received, stamps = timing
+    stamps.append(("runtime", time.perf_counter()))
+    metrics.observe_ttft(chat.model, stamps[-1][1] - stamps[0][1])
     await response.prepare(request)
     try:
         try:
             await write(encoder.start() + encoder.encode(first))
+            stamps.append(("first_write", time.perf_counter()))
+            metrics.observe_phases(chat.model, stamps, received)
             async for batch in batches:
                 data = encoder.encode(batch)
                 if data:
