@@ -1,7 +1,9 @@
 """1. Gateway cost with the echo runtime: one SSE stream's tokens/s, and non-streaming
 requests/s with p50/p99 latency at 1, 16 and 64 concurrent clients — each beside the bare
 aiohttp handler of :mod:`benchmarks.bare_server` returning the same bytes, in the same run,
-interleaved round by round.
+interleaved round by round. Then the ``upstream`` backend's relay: one SSE stream's tokens/s
+through a second llmux whose model is the first llmux's (llmux -> llmux -> echo) beside the
+first llmux direct, interleaved the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import aiohttp
 
 from .harness import (
     AUTH,
+    USER_KEY,
     Row,
     Section,
     Server,
@@ -23,11 +26,15 @@ from .harness import (
     llmux_argv,
     median,
     percentile,
+    plugin_installed,
     ratio,
     write_llmux_config,
 )
 
 SSE_TARGET = 20_000  # tokens/s of one stream through the gateway
+UPSTREAM_TARGET = 0.95  # tokens/s relayed through an upstream model / the upstream direct
+PACED_DELAY = 0.001  # s a token: an upstream at <= 1,000 tok/s, 5x a fast vLLM stream
+UPSTREAM_KEY_ENV = "LLMUX_BENCH_UPSTREAM_KEY"
 SHORT_REPLY = " ".join(f"w{i}" for i in range(16))  # a 16-token answer
 
 
@@ -37,12 +44,13 @@ class GatewaySizes:
     stream_rounds: int
     requests: dict  # concurrency -> requests per round
     rounds: int
+    paced_tokens: int  # multiple of 100: the stream of the paced upstream model
 
 
 FULL = GatewaySizes(stream_tokens=20_000, stream_rounds=5,
-                    requests={1: 300, 16: 800, 64: 1280}, rounds=3)
+                    requests={1: 300, 16: 800, 64: 1280}, rounds=3, paced_tokens=2000)
 SMOKE = GatewaySizes(stream_tokens=500, stream_rounds=1, requests={1: 10, 16: 32, 64: 64},
-                     rounds=1)
+                     rounds=1, paced_tokens=200)
 
 
 def _config(directory: Path, sizes: GatewaySizes) -> Path:
@@ -53,6 +61,10 @@ def _config(directory: Path, sizes: GatewaySizes) -> Path:
                         "options": {"reply": words, "repeat": sizes.stream_tokens // 100}},
         "echo-short": {"type": "llm", "backend": "echo", "path": "echo", "vram_gb": 0.1,
                        "chat_format": "plain", "options": {"reply": SHORT_REPLY}},
+        "echo-paced": {"type": "llm", "backend": "echo", "path": "echo", "vram_gb": 0.1,
+                       "chat_format": "plain",
+                       "options": {"reply": words, "repeat": sizes.paced_tokens // 100,
+                                   "token_delay": PACED_DELAY}},
     }
     return write_llmux_config(directory, physical,
                               server={"preload": list(physical), "max_waiting": 256})
@@ -102,6 +114,68 @@ async def load_run(session: aiohttp.ClientSession, url: str, model: str, concurr
     return time.perf_counter() - t0, latencies, failures
 
 
+async def sse_rounds(session: aiohttp.ClientSession, targets: dict, tokens: int, rounds: int
+                     ) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Each target (name -> (url, model)) streams its ``tokens`` once a round, the order
+    alternating; round 0 warms up. The median tokens/s per target, each round's seconds."""
+    seconds: dict[str, list[float]] = {k: [] for k in targets}
+    for r in range(rounds + 1):
+        order = list(targets) if r % 2 else list(reversed(targets))
+        for name in order:
+            url, model = targets[name]
+            took, raw = await sse_once(session, url, model)
+            if content_frames(raw) != tokens:
+                raise RuntimeError(f"{name}: incomplete stream")
+            if r:
+                seconds[name].append(took)
+    return {k: tokens / median(v) for k, v in seconds.items()}, seconds
+
+
+async def upstream_rows(session: aiohttp.ClientSession, work: Path, sizes: GatewaySizes,
+                        upstream: Server, section: Section) -> None:
+    """A second llmux (the relay) whose models are the first llmux's, on the ``upstream``
+    backend: one stream through the relay beside the same stream from the first llmux
+    direct. ``echo-paced`` streams at most 1,000 tok/s, several times what an engine streams
+    one answer of a large model at: the relay must keep its pace (the target).
+    ``echo-stream`` is the echo runtime unpaced: the relay's own ceiling, where it costs what
+    a second gateway hop costs (no target: both llmux processes share the same cores)."""
+    names = {"echo-paced": ("SSE tokens/s via upstream llmux", sizes.paced_tokens),
+             "echo-stream": ("SSE tokens/s via upstream llmux, unpaced", sizes.stream_tokens)}
+    if not plugin_installed("upstream"):
+        for metric, _ in names.values():
+            section.rows.append(Row("gateway", metric, None, note="llmux-upstream not installed"))
+        return
+    physical = {name: {"type": "llm", "backend": "upstream", "path": "remote",
+                       "chat_format": "plain",
+                       "options": {"base_url": upstream.url + "/v1", "model": name,
+                                   "api_key_env": UPSTREAM_KEY_ENV, "max_concurrency": 4}}
+                for name in names}
+    config = write_llmux_config(work / "gateway-relay-config", physical,
+                                server={"preload": list(physical)})
+    port = free_port()
+    relay = Server("llmux-relay", llmux_argv(config, port), port, work,
+                   env={UPSTREAM_KEY_ENV: USER_KEY})
+    chat = "/v1/chat/completions"
+    section.data["upstream"] = {}
+    try:
+        relay.start()
+        await relay.ready(session)
+        for name, (metric, tokens) in names.items():
+            targets = {"relay": (relay.url + chat, name), "direct": (upstream.url + chat, name)}
+            tps, seconds = await sse_rounds(session, targets, tokens, sizes.stream_rounds)
+            section.data["upstream"][name] = {"tokens": tokens, "seconds": seconds,
+                                              "tokens_per_s": tps}
+            share = ratio(tps["relay"], tps["direct"])
+            paced = name == "echo-paced"
+            section.rows.append(Row(
+                "gateway", metric, tps["relay"], tps["direct"], "the upstream llmux direct",
+                "tok/s", share, f">= {UPSTREAM_TARGET}x" if paced else "",
+                (share is not None and share >= UPSTREAM_TARGET) if paced else None))
+        section.data["upstream"]["relay_rss_mb"] = relay.rss_mb()
+    finally:
+        relay.stop()
+
+
 async def run(work: Path, smoke: bool) -> Section:
     sizes = SMOKE if smoke else FULL
     section = Section("gateway")
@@ -139,17 +213,8 @@ async def run(work: Path, smoke: bool) -> Section:
             targets = {"llmux": (chat, "echo-stream"),
                        "bare_frame": (bare_chat + "?write=frame", "echo-stream"),
                        "bare_all": (bare_chat + "?write=all", "echo-stream")}
-            seconds: dict[str, list[float]] = {k: [] for k in targets}
-            for r in range(sizes.stream_rounds + 1):  # round 0 warms up, not counted
-                order = list(targets) if r % 2 else list(reversed(targets))
-                for name in order:
-                    url, model = targets[name]
-                    took, raw = await sse_once(session, url, model)
-                    if content_frames(raw) != sizes.stream_tokens:
-                        raise RuntimeError(f"{name}: incomplete stream")
-                    if r:
-                        seconds[name].append(took)
-            tps = {k: sizes.stream_tokens / median(v) for k, v in seconds.items()}
+            tps, seconds = await sse_rounds(session, targets, sizes.stream_tokens,
+                                            sizes.stream_rounds)
             section.data["sse"] = {"tokens": sizes.stream_tokens, "seconds": seconds,
                                    "tokens_per_s": tps, "bytes": len(sse_body)}
             section.rows.append(Row(
@@ -191,6 +256,9 @@ async def run(work: Path, smoke: bool) -> Section:
                                             lm[p], br[p], "bare aiohttp", "ms",
                                             ratio(lm[p], br[p])))
             section.data["llmux_rss_mb"] = llmux.rss_mb()
+            if bare is not None:
+                bare.stop()  # off the CPUs while the relay runs
+            await upstream_rows(session, work, sizes, llmux, section)
     finally:
         llmux.stop()
         if bare is not None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from llmux import ModelLoadError, PhysicalModel
 
@@ -30,11 +31,14 @@ OPTIONS_SCHEMA = {
         "verify_tls": {"type": "boolean"},
         "max_concurrency": {"type": "integer", "minimum": 1, "maximum": MAX_CONCURRENCY},
         "extra_body": {"type": "object",
-                       "description": "fields merged into every upstream request (top_k, ...)"},
+                       "description": "fields merged into every upstream chat request (top_k)"},
+        "transcription_format": {"enum": ["verbose_json", "json"],
+                                 "description": "what llmux asks an ASR upstream for: "
+                                                "verbose_json (text, language, segments) or "
+                                                "json (text only)"},
     },
     "not": {"required": ["api_key_env", "api_key_file"]},
 }
-
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,14 @@ class Settings:
     verify_tls: bool = True
     max_concurrency: int = DEFAULT_CONCURRENCY
     extra_body: Mapping[str, Any] = field(default_factory=dict)
+    transcription_format: str = "verbose_json"
+
+    @property
+    def shown_url(self) -> str:
+        """``base_url`` as messages and logs show it: without any ``user:password@``."""
+        scheme, sep, rest = self.base_url.partition("://")
+        host, slash, path = rest.partition("/")
+        return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
 
     def api_key(self) -> str | None:
         """The upstream key, read when the model loads; never logged."""
@@ -81,4 +93,5 @@ def settings(model: PhysicalModel) -> Settings:
         verify_tls=bool(o.get("verify_tls", True)),
         max_concurrency=int(o.get("max_concurrency", DEFAULT_CONCURRENCY)),
         extra_body=dict(o.get("extra_body") or {}),
+        transcription_format=o.get("transcription_format", "verbose_json"),
     )

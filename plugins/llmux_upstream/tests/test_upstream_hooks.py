@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import llmux_upstream
-from llmux import Behaviour, ChatRequest, ModelLoadError, PhysicalModel, SamplingParams
-from llmux_upstream.client import Upstream
+import pytest
+from llmux_upstream.chat import chat_body
 from llmux_upstream.options import settings
+
+from llmux import Behaviour, ChatRequest, ModelLoadError, PhysicalModel, SamplingParams
 
 
 def model(**options) -> PhysicalModel:
@@ -52,15 +52,14 @@ def test_the_schema_takes_no_key_and_needs_a_base_url():
 
 
 def test_the_body_is_the_clients_request_with_the_upstream_name():
-    handle = Upstream("remote", settings(model(model="Qwen/Qwen3.5-27B",
-                                               extra_body={"top_k": 20})), client=None)
+    s = settings(model(model="Qwen/Qwen3.5-27B", extra_body={"top_k": 20}))
     tools = [{"type": "function", "function": {"name": "f"}}]
     request = ChatRequest(
         model="virtual", messages=[{"role": "user", "content": "hi"}],
         behaviour=Behaviour(thinking=False, system_prompt_prefix="Be brief."),
         sampling=SamplingParams(temperature=0.2, max_tokens=9, stop=("END",), seed=3),
         tools=tools, tool_choice="auto", stream=False)
-    body = handle.body(request)
+    body = chat_body(s, request)
     assert body == {
         "top_k": 20, "model": "Qwen/Qwen3.5-27B", "stream": True,
         "stream_options": {"include_usage": True},
@@ -70,3 +69,57 @@ def test_the_body_is_the_clients_request_with_the_upstream_name():
         "seed": 3, "stop": ["END"], "chat_template_kwargs": {"enable_thinking": False},
     }
     assert request.messages == [{"role": "user", "content": "hi"}]  # not edited in place
+
+
+def test_tool_choice_goes_only_with_tools():
+    """The core drops the tools of ``tool_choice: "none"``; OpenAI servers refuse a
+    tool_choice without tools."""
+    request = ChatRequest(model="v", messages=[{"role": "user", "content": "hi"}],
+                          tools=None, tool_choice="none")
+    body = chat_body(settings(model()), request)
+    assert "tools" not in body and "tool_choice" not in body
+
+
+def test_response_format_in_either_shape():
+    """The core's ResponseFormat (type, schema, name, strict), or an older core's mapping."""
+    from dataclasses import dataclass
+    from types import MappingProxyType
+    from typing import Any
+
+    schema = MappingProxyType({"type": "object", "properties": MappingProxyType(
+        {"city": {"type": "string"}}), "required": ("city",)})
+
+    @dataclass(frozen=True)
+    class Format:  # the fields of llmux.types.ResponseFormat
+        type: str
+        schema: Any = None
+        name: str | None = None
+        strict: bool = True
+
+    @dataclass(frozen=True)
+    class Request(ChatRequest):  # a ChatRequest with the field, before or after the core's
+        response_format: Any = None
+
+    def body(response_format) -> dict:
+        request = Request(model="v", messages=[{"role": "user", "content": "hi"}],
+                          response_format=response_format)
+        return chat_body(settings(model()), request)
+
+    assert "response_format" not in body(None)
+    assert body(Format("json_object"))["response_format"] == {"type": "json_object"}
+    assert body(Format("json_schema", schema, "place", False))["response_format"] == {
+        "type": "json_schema", "json_schema": {
+            "name": "place", "strict": False,
+            "schema": {"type": "object", "properties": {"city": {"type": "string"}},
+                       "required": ["city"]}}}
+    raw = {"type": "json_schema", "json_schema": {"name": "n", "schema": {"type": "object"}}}
+    assert body(raw)["response_format"] == raw
+
+
+def test_credentials_in_the_base_url_are_refused_and_never_shown():
+    m = model(base_url="https://user:s3cret@gpu-box:8000/v1")
+    assert llmux_upstream.estimate_vram(model=m, context=None).note == (
+        "upstream at https://gpu-box:8000/v1")
+    with pytest.raises(ModelLoadError) as caught:
+        llmux_upstream.load(model=m, device=None)
+    assert "api_key_env" in str(caught.value) and "s3cret" not in str(caught.value)
