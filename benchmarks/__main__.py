@@ -20,7 +20,7 @@ from pathlib import Path
 
 from llmux import openmp
 
-from . import gateway, llamacpp, startup, swap, tool
+from . import gateway, llamacpp, startup, structured, swap, tool
 from .harness import Section, machine
 from .report import format_table
 
@@ -30,6 +30,7 @@ SECTIONS = {
     "swap": swap.run,
     "startup": startup.run,
     "bench_tool": tool.run,
+    "structured": structured.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -110,6 +110,18 @@ def infer(
     - :class:`llmux.TranscriptionRequest` -> a :class:`llmux.Transcription`.
     - :class:`llmux.SpeechRequest` -> a :class:`llmux.Speech`.
 
+    Structured outputs (docs/structured-outputs.md): with ``request.response_format`` set,
+    the content must be JSON of that shape; with ``tool_choice`` ``"required"`` the answer
+    is one or more calls of ``request.tools`` (at most one when ``parallel_tool_calls`` is
+    False), with ``{"type": "function", "function": {"name": N}}`` one call of ``N``, the
+    arguments following the tool's ``parameters`` and the finish reason ``tool_calls``.
+    ``tool_choice: "none"`` never arrives with tools (the core removed them). Reasoning stays
+    free. A runtime that samples token by token builds one
+    ``llmux.structured.Vocabulary`` per loaded model and calls ``vocabulary.guide(request,
+    thinking=...)``: it returns None (nothing to enforce) or a guide to mask each step's
+    logits with (``allowed()``) and advance (``consume(token)``). A runtime that cannot
+    enforce a constraint must raise :class:`llmux.errors.InvalidRequest`, never ignore it.
+
     ``cancel`` is set when the client disconnects: check it between tokens (or steps) and
     stop, returning or yielding ``Finish("cancelled")``. Raise
     :class:`llmux.errors.InvalidRequest` for input the model cannot take (an image to a

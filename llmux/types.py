@@ -115,12 +115,40 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    """The shape the answer's content must take (OpenAI ``response_format``), validated.
+
+    ``type`` is ``"json_object"`` (any JSON object) or ``"json_schema"`` (``schema`` is the
+    JSON Schema, already compiled once by the core, so a runtime never sees one the engine
+    refuses). ``strict`` False: the schema had keywords the engine cannot enforce and they
+    are ignored (best effort, logged); True: every keyword is enforced.
+    """
+
+    type: Literal["json_object", "json_schema"]
+    schema: Mapping[str, Any] | None = None
+    name: str | None = None
+    strict: bool = True
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     """An OpenAI chat request after validation, with the virtual model's behaviour.
 
     ``messages`` and ``tools`` are the OpenAI JSON as the client sent it (content may be a
     string or a list of parts, including ``image_url`` parts with data URLs). Sampling holds
     the request's values already merged over the virtual model's defaults.
+
+    What a runtime must honour (docs/structured-outputs.md; :mod:`llmux.structured` builds
+    the grammar for it from the chat format):
+
+    - ``tool_choice`` ``"none"`` never reaches a runtime with tools: the core drops them
+      (``tools`` is None, ``tool_choice`` stays ``"none"``).
+    - ``tool_choice`` ``"required"``: the answer is one or more calls of the offered tools;
+      ``{"type": "function", "function": {"name": N}}``: exactly one call of ``N``. Either
+      way the arguments follow the tool's ``parameters`` schema and the finish reason is
+      ``tool_calls``. ``"auto"`` or None: the model chooses.
+    - ``response_format`` (None: free text): the content is JSON of that shape; with tools
+      and ``tool_choice`` auto the model may call a tool instead. Reasoning stays free.
     """
 
     model: str  # the virtual model name the client asked for
@@ -130,6 +158,8 @@ class ChatRequest:
     tools: Sequence[Mapping[str, Any]] | None = None
     tool_choice: Any = None
     stream: bool = False
+    response_format: ResponseFormat | None = None
+    parallel_tool_calls: bool = True  # False: at most one call per answer
     # The llmux.chatformats.ChatFormat named by the physical model's ``chat_format``,
     # resolved by the core (None when the model has none): render history and parse output
     # through it so every runtime speaks the same format.

@@ -15,7 +15,7 @@ from llmux.app import create_app
 
 from .conftest import DEMO_ADMIN_KEY, DEMO_DIR, REPO
 
-SECTIONS = {"gateway", "llamacpp", "swap", "startup", "bench_tool"}
+SECTIONS = {"gateway", "llamacpp", "swap", "startup", "bench_tool", "structured"}
 
 
 @pytest.mark.slow

@@ -31,7 +31,11 @@ chat) still gets ordinary answers. On a user turn it calls
 
 ``tool_choice: "none"`` never calls. A call is one :class:`ToolCallDelta` with the name, then
 the arguments (an example value of each required parameter's type; every parameter when the
-schema marks none required) in two pieces, and the finish reason ``tool_calls``. After a ``tool`` message the answer is "The tool returned: ...".
+schema marks none required; when that does not fit the schema, the shortest arguments the
+schema's constraint allows) in two pieces, and the finish reason ``tool_calls``.
+``response_format``: the answer is the shortest JSON the schema's constraint allows
+(:mod:`llmux.structured.walk`), streamed word by word, once. After a ``tool`` message the
+answer is "The tool returned: ...".
 
 Every load, unload, request and cancellation is counted in :data:`RECORDS`, so tests can
 assert what happened inside the runtime.
@@ -43,7 +47,6 @@ per-model concurrency.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -52,6 +55,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import hookimpl
+from ..structured.walk import answer_for, fitting
 from ..errors import InvalidRequest, ModelLoadError
 from ..types import (
     BackendInfo,
@@ -283,9 +287,13 @@ def _script(model: PhysicalModel, request: ChatRequest, tool: dict | None) -> It
     if tool is not None:
         fn = tool["function"]
         yield ToolCallDelta(0, id="call_echo0", name=fn["name"])
-        args = json.dumps(_example_arguments(fn.get("parameters") or {}))
+        args = fitting(_example_arguments(fn.get("parameters") or {}), tool)
         for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
             yield ToolCallDelta(0, arguments=piece)
+        return
+    if request.response_format is not None:
+        for word in _words(answer_for(request)):
+            yield ContentDelta(word)
         return
     if last.get("role") == "tool":
         reply = f"The tool returned: {_text_of(last.get('content'))}"

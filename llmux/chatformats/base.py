@@ -54,6 +54,19 @@ class ChatFormat:
         reasoning (the generation prompt pre-opened it)."""
         raise NotImplementedError
 
+    #: The tags :meth:`grammar` writes that may be special tokens: the runtime says which
+    #: are (``specials``), so a grammar asks for the token the model was trained on.
+    grammar_tags: tuple[str, ...] = ()
+
+    def grammar(self, target: Any, *, thinking: bool = True,
+                specials: frozenset[str] = frozenset()) -> str:
+        """The whole output as a grammar in llguidance's Lark dialect that admits only
+        answers in ``target`` (a :class:`llmux.structured.Target`) in this family's syntax,
+        the reasoning left free. The runtime ends generation on its end-of-turn tokens,
+        which the grammar does not write. Raise ``ValueError`` when the format cannot say it.
+        """
+        raise ValueError(f"chat format {self.name!r} has no syntax for structured outputs")
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
@@ -191,6 +204,13 @@ class PlainFormat(ChatFormat):
 
     def parser(self, tools: Tools = None, *, thinking: bool = True) -> StreamParser:
         return _PlainParser()
+
+    def grammar(self, target: Any, *, thinking: bool = True,
+                specials: frozenset[str] = frozenset()) -> str:
+        if target.answer is None:
+            raise ValueError("chat format 'plain' has no tool-call syntax; a call cannot be "
+                             "required of this model")
+        return f"start: {target.answer}\n"
 
 
 class _PlainParser(StreamParser):

@@ -64,6 +64,14 @@ class GptOssFormat(ChatFormat):
     def parser(self, tools: Tools = None, *, thinking: bool = True) -> StreamParser:
         return HarmonyParser(tools)
 
+    grammar_tags = ("<|channel|>", "<|message|>", "<|end|>", "<|start|>", "<|constrain|>")
+
+    def grammar(self, target: Any, *, thinking: bool = True,
+                specials: frozenset[str] = frozenset()) -> str:
+        from .harmony_grammar import grammar
+
+        return grammar(target, thinking=thinking, specials=specials)
+
 
 def _one_call_per_message(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The template renders only the first call of a message and names each tool result

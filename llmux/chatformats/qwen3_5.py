@@ -48,6 +48,14 @@ class Qwen35Format(ChatFormat):
     def parser(self, tools: Tools = None, *, thinking: bool = True) -> StreamParser:
         return Qwen35Parser(tools, thinking=thinking)
 
+    grammar_tags = ("</think>", "<tool_call>", "</tool_call>")
+
+    def grammar(self, target: Any, *, thinking: bool = True,
+                specials: frozenset[str] = frozenset()) -> str:
+        from .qwen3_5_grammar import grammar
+
+        return grammar(target, thinking=thinking, specials=specials)
+
 
 _END = ("<|im_end|>", "<|endoftext|>")
 _WS = " \t\r\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..errors import InvalidRequest
+from ..structured.request import check_calls, parse_response_format
 from ..types import ChatRequest, SamplingParams, VirtualModel
 from .images import check_image_url
 from .tools import check_tool_calls, check_tool_choice, check_tools
@@ -138,6 +139,10 @@ def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
     messages = _check_messages(body.get("messages"))
     tools = check_tools(body.get("tools"))
     tool_choice = check_tool_choice(body.get("tool_choice"), tools)
+    if tool_choice == "none":
+        tools = None  # one meaning for every runtime: the model sees no tools at all
+    response_format = parse_response_format(body.get("response_format"))
+    check_calls(tools, tool_choice, response_format)
     physical = virtual.physical
     if has_images(messages) and not physical.vision:
         raise InvalidRequest(
@@ -153,6 +158,10 @@ def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
+    parallel = body.get("parallel_tool_calls", True)
+    if not isinstance(parallel, bool):
+        raise InvalidRequest("'parallel_tool_calls' must be a boolean",
+                             param="parallel_tool_calls")
 
     defaults = virtual.behaviour.sampling
     max_tokens = _integer(body, "max_completion_tokens", 1)
@@ -179,6 +188,8 @@ def parse_chat_request(body: Any, virtual: VirtualModel) -> ChatRequest:
         tools=tools,
         tool_choice=tool_choice,
         stream=stream,
+        response_format=response_format,
+        parallel_tool_calls=parallel,
     )
 
 
