@@ -19,7 +19,9 @@ import time
 from typing import Any, Iterator
 
 from llmux import ChatRequest, InvalidRequest, LlmuxError, ModelLoadError, Usage
+from llmux.kit import StopStrings, TokenCount, acquire
 
+from .constrain import GuideStage, guide_for
 from .options import Settings
 from .prompt import ChatTemplate, evaluate, image_urls, with_markers
 from .vision import Vision, decode_image
@@ -29,7 +31,6 @@ log = logging.getLogger("llmux_llamacpp")
 # llama-cpp-python's sampling defaults, used where neither request nor model say otherwise.
 DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "min_p": 0.05,
             "repeat_penalty": 1.0}
-LOCK_POLL_S = 0.05
 
 
 class Engine:
@@ -46,6 +47,7 @@ class Engine:
         self._pieces: dict[tuple[int, bool], bytes] = {}
         self._eog: dict[int, bool] = {}
         self._grammars: dict[str, Any] = {}
+        self.vocabulary: Any = None  # llmux.structured.Vocabulary, on the first constrained request
         if settings.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
             if settings.device == "cuda":
                 raise ModelLoadError(
@@ -185,12 +187,17 @@ class Engine:
         log.debug("llamacpp %s prompt: %r", self.name, prompt)
         grammar_text = request.behaviour.options.get("grammar") or self.settings.grammar
         grammar = self.grammar(grammar_text) if grammar_text else None
-        return self._generate(request, cancel, prompt, tokens, images, kwargs, grammar)
+        guide = guide_for(self, request, chat_format(request),
+                          thinking=kwargs.get("enable_thinking", True))
+        if guide is not None:
+            grammar = None  # the request's constraint replaces an operator's GBNF grammar
+        return self._generate(request, cancel, prompt, tokens, images, kwargs, grammar, guide)
 
-    def _generate(self, request, cancel, prompt, tokens, images, kwargs, grammar) -> Iterator:
+    def _generate(self, request, cancel, prompt, tokens, images, kwargs, grammar,
+                  guide=None) -> Iterator:
         fmt = chat_format(request)
         parser = fmt.parser(tools_of(request), thinking=kwargs.get("enable_thinking", True))
-        if not self._acquire(cancel):
+        if not acquire(self.lock, cancel):
             yield from parser.close("cancelled")
             yield Usage(0, 0)
             return
@@ -213,9 +220,10 @@ class Engine:
             elif limit <= 0:
                 run.reason = "length"
             else:
-                yield from self._loop(run, request, cancel, parser, fmt, tokens, limit, grammar)
+                yield from self._loop(run, request, cancel, parser, fmt, tokens, limit, grammar,
+                                      guide)
             yield from parser.close(run.reason)
-            yield Usage(run.prompt, run.completion)
+            yield run.usage()
         finally:
             self.lock.release()
             if cancel.cancelled:
@@ -224,7 +232,7 @@ class Engine:
                       self.name, run.prompt, run.completion, run.reason,
                       time.perf_counter() - run.started)
 
-    def _loop(self, run: "Run", request, cancel, parser, fmt, tokens, limit, grammar):
+    def _loop(self, run: "Run", request, cancel, parser, fmt, tokens, limit, grammar, guide):
         import llama_cpp
 
         s = request.sampling
@@ -234,8 +242,7 @@ class Engine:
         self.llama.set_seed(seed & 0xFFFFFFFF if seed is not None
                             else llama_cpp.LLAMA_DEFAULT_SEED)
         special = fmt.needs_special_tokens
-        stopper = Stopper([(x, False) for x in s.stop if x]
-                          + [(x, True) for x in fmt.stop_sequences])
+        stopper = StopStrings(s.stop, keep=fmt.stop_sequences)
         decoder = codecs.getincrementaldecoder("utf-8")("replace")
         generator = self.llama.generate(
             tokens,
@@ -247,6 +254,7 @@ class Engine:
             frequency_penalty=s.frequency_penalty or 0.0,
             presence_penalty=s.presence_penalty or 0.0,
             grammar=grammar,
+            logits_processor=[GuideStage(guide)] if guide is not None else None,
         )
         stopped = False
         feed, push, piece, is_eog = parser.feed, stopper.push, self._piece, self._is_eog
@@ -255,9 +263,11 @@ class Engine:
                 if cancel.cancelled:
                     run.reason = "cancelled"
                     break
+                run.completion += 1  # the end token counts too (llmux.kit.usage)
                 if is_eog(token):
                     break
-                run.completion += 1
+                if guide is not None:
+                    guide.consume(token)
                 text = decoder.decode(piece(token, special))
                 if text:
                     text, stopped = push(text)
@@ -277,24 +287,14 @@ class Engine:
             if tail:
                 yield from feed(tail)
 
-    def _acquire(self, cancel: Any) -> bool:
-        while not self.lock.acquire(timeout=LOCK_POLL_S):
-            if cancel.cancelled:
-                return False
-        if cancel.cancelled:
-            self.lock.release()
-            return False
-        return True
 
-
-class Run:
+class Run(TokenCount):
     """One generation's counts, kept where a closed generator can still report them."""
 
-    __slots__ = ("prompt", "completion", "reason", "started")
+    __slots__ = ("reason", "started")
 
     def __init__(self) -> None:
-        self.prompt = 0
-        self.completion = 0
+        super().__init__()
         self.reason = "stop"
         self.started = time.perf_counter()
 
@@ -310,44 +310,3 @@ def chat_format(request: ChatRequest):
     from llmux.chatformats import PlainFormat
 
     return PlainFormat()
-
-
-class Stopper:
-    """Cuts the text at the first stop string, holding back what might begin one.
-
-    Each stop is ``(text, include)``: the request's ``stop`` strings are cut off (OpenAI);
-    the chat format's own end markers are kept, so its parser sees them.
-    """
-
-    __slots__ = ("stops", "hold", "prefixes", "longest")
-
-    def __init__(self, stops: list[tuple[str, bool]]) -> None:
-        self.stops = stops
-        self.hold = ""
-        self.prefixes = {text[:i] for text, _ in stops for i in range(1, len(text))}
-        self.longest = max(map(len, self.prefixes), default=0)
-
-    def push(self, text: str) -> tuple[str, bool]:
-        if not self.stops:
-            return text, False
-        buf = self.hold + text
-        best = None
-        for stop, include in self.stops:
-            i = buf.find(stop)
-            if i >= 0 and (best is None or i < best[0]):
-                best = (i, stop, include)
-        if best is not None:
-            i, stop, include = best
-            self.hold = ""
-            return buf[:i] + (stop if include else ""), True
-        keep = 0
-        for k in range(min(len(buf), self.longest), 0, -1):
-            if buf[-k:] in self.prefixes:
-                keep = k
-                break
-        self.hold = buf[len(buf) - keep:]
-        return buf[: len(buf) - keep], False
-
-    def flush(self, text: str = "") -> str:
-        out, self.hold = self.hold + text, ""
-        return out

@@ -26,7 +26,6 @@ from llmux import (
     Usage,
 )
 from llmux.chatformats import get_format
-from llmux_llamacpp.engine import Stopper
 
 GiB = 1024**3
 
@@ -263,17 +262,6 @@ def test_an_image_leaves_no_stale_prefix_behind(loaded):
     with_image = run(loaded, chat(image, max_tokens=3))
     assert with_image[-1].prompt_tokens > before[-1].prompt_tokens
     assert run(loaded, text) == before
-
-
-def test_stopper_holds_back_a_possible_stop():
-    stopper = Stopper([("END", False), ("<|im_end|>", True)])
-    assert stopper.push("abcE") == ("abc", False)
-    assert stopper.push("N") == ("", False)
-    assert stopper.push("Dxyz") == ("", True)
-    stopper = Stopper([("END", False), ("<|im_end|>", True)])
-    assert stopper.push("ok<|im_") == ("ok", False)
-    assert stopper.push("end|>tail") == ("<|im_end|>", True)
-    assert Stopper([("x", False)]).push("abc") == ("abc", False)
 
 
 def test_concurrent_requests_are_serialized(loaded):

@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from llmux.errors import InvalidRequest
+from llmux.kit import StopStrings, acquire
 from llmux.types import Cancellation, ChatEvent, ChatRequest, Usage
 
+from .constrain import GuideProcessor, guide_for
 from .loading import Plan
 from .prefill import DEFAULT_CHUNK, VISION_INPUTS, Interrupted, interruptible, plan
 from .vision import Vision, image_parts
@@ -53,6 +55,7 @@ class ChatModel:
     vision: Vision | None = None
     prefill_chunk: int = DEFAULT_CHUNK  # prompt tokens per prefill forward (options.prefill_chunk)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    vocabulary: Any = None  # llmux.structured.Vocabulary, built on the first constrained request
 
 
 def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[ChatEvent]:
@@ -72,7 +75,9 @@ def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[C
         raise InvalidRequest(str(exc)) from None
     messages = fmt.prepare_messages(request.messages, request.behaviour)
     ids = render(h.tokenizer, messages, request.tools, kwargs)
-    parser = fmt.parser(request.tools, thinking=kwargs.get("enable_thinking", True))
+    thinking = kwargs.get("enable_thinking", True)
+    parser = fmt.parser(request.tools, thinking=thinking)
+    guide = guide_for(h, request, fmt, thinking=thinking)
     inputs: dict[str, Any] = {}
     if urls:
         decoded = h.vision.inputs(urls, cancel)
@@ -86,7 +91,7 @@ def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[C
             f"{h.max_context} tokens of context", param="messages", code="context_length_exceeded"
         )
     keep_ends = bool(fmt.stop_sequences or fmt.needs_special_tokens)
-    return _generate(h, request, cancel, ids, inputs, parser, keep_ends)
+    return _generate(h, request, cancel, ids, inputs, parser, keep_ends, guide)
 
 
 def render(tokenizer: Any, messages: list, tools: Any, kwargs: dict) -> list[int]:
@@ -111,28 +116,17 @@ def _cancelled(parser, prompt_tokens: int) -> Iterator[ChatEvent]:
     yield Usage(prompt_tokens, 0)
 
 
-def _generate(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEvent]:
-    if not _acquire(h.lock, cancel):
+def _generate(h, request, cancel, ids, inputs, parser, keep_ends, guide) -> Iterator[ChatEvent]:
+    if not acquire(h.lock, cancel, POLL_SECONDS):
         yield from _cancelled(parser, len(ids))
         return
     try:
-        yield from _run(h, request, cancel, ids, inputs, parser, keep_ends)
+        yield from _run(h, request, cancel, ids, inputs, parser, keep_ends, guide)
     finally:
         h.lock.release()
 
 
-def _acquire(lock: threading.Lock, cancel: Cancellation) -> bool:
-    """The model's lock (one generation per model at a time), or False once cancelled."""
-    while not lock.acquire(timeout=POLL_SECONDS):
-        if cancel.cancelled:
-            return False
-    if cancel.cancelled:
-        lock.release()
-        return False
-    return True
-
-
-def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEvent]:
+def _run(h, request, cancel, ids, inputs, parser, keep_ends, guide) -> Iterator[ChatEvent]:
     import torch
 
     sampling = request.sampling
@@ -142,6 +136,8 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
     halt = _Halt(stop, cancel)
     streamer = _TokenQueue()
     gen_kwargs = _generation_kwargs(h, request, ids, inputs, stop, cancel, streamer, max_new)
+    if guide is not None:  # last: the sampling warpers then choose among allowed tokens only
+        gen_kwargs["logits_processor"].append(GuideProcessor(guide, len(ids), stop))
     image_token = h.vision.image_token_id if h.vision is not None else None
     prefill = plan(h.model, gen_kwargs, h.prefill_chunk, image_token)
     if prefill is not None:  # the prefill consumes the images; generate runs the last token
@@ -150,7 +146,7 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends) -> Iterator[ChatEve
         gen_kwargs["generation_config"].cache_implementation = None  # it gets our cache
     eos = set(_eos_ids(h))
     decoder = _Decoder(h.tokenizer)
-    stops = _StopStrings(sampling.stop) if sampling.stop else None
+    stops = StopStrings(sampling.stop) if sampling.stop else None
     produced, last, reason = 0, None, "stop"
 
     thread = threading.Thread(
@@ -357,29 +353,6 @@ class _Decoder:
             self.prefix, self.read = self.read, len(self.ids)
             return after[len(before):]
         return ""
-
-
-class _StopStrings:
-    """Finds OpenAI ``stop`` strings in the decoded text, holding back a possible start."""
-
-    def __init__(self, stops: tuple[str, ...]) -> None:
-        self.stops = [s for s in stops if s]
-        self.keep = max((len(s) for s in self.stops), default=1) - 1
-        self.buf = ""
-
-    def push(self, text: str) -> tuple[str, bool]:
-        self.buf += text
-        hits = [i for i in (self.buf.find(s) for s in self.stops) if i >= 0]
-        if hits:
-            out, self.buf = self.buf[: min(hits)], ""
-            return out, True
-        cut = max(0, len(self.buf) - self.keep)
-        out, self.buf = self.buf[:cut], self.buf[cut:]
-        return out, False
-
-    def flush(self) -> str:
-        out, self.buf = self.buf, ""
-        return out
 
 
 class _OpenAIPenalties:
