@@ -40,6 +40,9 @@ class Shape:
     quant: str = "Q8_0"  # or F32 / F16
 
 
+# The size users compared llmux with llama.cpp on (issue #18): 156 M parameters, Q8_0, about
+# 120 tok/s on 2 cores; big enough that a token is the model's work, not the caller's.
+DECODE_SHAPE = Shape(hidden=1024, layers=14, ffn=2816, heads=16, kv_heads=4)
 SMOKE_SHAPE = Shape(hidden=64, layers=2, ffn=128, heads=4, kv_heads=2, vocab=400,
                     context=512, quant="F32")
 

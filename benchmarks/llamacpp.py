@@ -33,7 +33,7 @@ import aiohttp
 
 from llmux import openmp
 
-from .gguf_model import SMOKE_SHAPE, Shape, build_gguf
+from .gguf_model import DECODE_SHAPE, SMOKE_SHAPE, Shape, build_gguf
 from .harness import (
     AUTH,
     REPO,
@@ -72,7 +72,7 @@ class Sizes:
     concurrent_rounds: int
 
 
-FULL = Sizes(Shape(), runs=int(os.environ.get("LLMUX_BENCH_RUNS", "7")), max_tokens=128,
+FULL = Sizes(DECODE_SHAPE, runs=int(os.environ.get("LLMUX_BENCH_RUNS", "7")), max_tokens=128,
              streams=16, stream_tokens=64, concurrent_rounds=3)
 SMOKE = Sizes(SMOKE_SHAPE, runs=1, max_tokens=8, streams=4, stream_tokens=4,
               concurrent_rounds=1)
