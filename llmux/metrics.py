@@ -77,6 +77,11 @@ class Metrics:
             "token), first_write (the first bytes sent)",
             ["model", "phase"], registry=r,
         )
+        self.prompt_tokens = Counter(
+            "llmux_prompt_tokens",
+            "Prompt tokens of chat requests, by how they were served: processed (evaluated) "
+            "or cached (a reused state of the same prefix)", ["model", "kind"], registry=r,
+        )
         self.tokens = Counter(
             "llmux_tokens_generated", "Tokens generated", ["model"], registry=r
         )
@@ -138,6 +143,13 @@ class Metrics:
         for phase, at in stamps:
             self.phases.labels(model, phase).observe(max(0.0, at - last))
             last = at
+
+    def add_prompt(self, model: str, usage) -> None:
+        """Count a chat request's prompt tokens: processed and cached."""
+        cached = max(0, min(usage.cached_tokens, usage.prompt_tokens))
+        self.prompt_tokens.labels(model, "processed").inc(usage.prompt_tokens - cached)
+        if cached:
+            self.prompt_tokens.labels(model, "cached").inc(cached)
 
     def add_tokens(self, model: str, n: int) -> None:
         if n > 0:

@@ -230,6 +230,9 @@ class Finish:
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    # Of ``prompt_tokens``, how many the runtime did not process because it reused a cached
+    # state of the same prefix (OpenAI's ``prompt_tokens_details.cached_tokens``).
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

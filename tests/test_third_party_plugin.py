@@ -166,7 +166,8 @@ async def test_it_answers_a_string_or_content_parts(reverse_client, stream, cont
     assert answer["content"] == "desserts"
     assert answer["finish_reason"] == "stop"
     assert answer["usage"] == {"prompt_tokens": len("be brief") + 8, "completion_tokens": 8,
-                               "total_tokens": len("be brief") + 16}
+                               "total_tokens": len("be brief") + 16,
+                               "prompt_tokens_details": {"cached_tokens": 0}}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])

@@ -88,6 +88,7 @@ async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
         metrics.observe_phases(chat.model, [*stamps, ("runtime", first)], received)
     if acc.usage:
         metrics.add_tokens(chat.model, acc.usage.completion_tokens)
+        metrics.add_prompt(chat.model, acc.usage)
     return web.json_response(acc.response(chat.model))
 
 
@@ -145,6 +146,7 @@ async def _stream(request, bridge: EventBridge, chat: ChatRequest, usage_wanted:
             return response
         if encoder.usage:
             metrics.add_tokens(chat.model, encoder.usage.completion_tokens)
+            metrics.add_prompt(chat.model, encoder.usage)
         await write(encoder.end())
     except StalledReader:
         log.warning("the client of a %s stream took nothing for %g s (server."

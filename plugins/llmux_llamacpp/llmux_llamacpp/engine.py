@@ -211,7 +211,9 @@ class Engine:
                 evaluated = not cancel.cancelled
             else:
                 run.prompt = len(tokens)
-                evaluated = evaluate(self.llama, tokens, cancel)
+                reused = evaluate(self.llama, tokens, cancel)
+                evaluated = reused is not None
+                run.cached = reused or 0
             room = self.settings.n_ctx - run.prompt
             wanted = request.sampling.max_tokens
             limit = min(wanted, room) if wanted else room

@@ -20,15 +20,16 @@ from llmux import InvalidRequest
 from llmux.kit import ChatTemplate  # noqa: F401  (the engine's, from here)
 
 
-def evaluate(llama: Any, tokens: list[int], cancel: Any) -> bool:
+def evaluate(llama: Any, tokens: list[int], cancel: Any) -> int | None:
     """Evaluate ``tokens`` into ``llama``'s context, reusing the cached prefix as
-    ``Llama.generate`` does, one ``n_batch`` slice at a time; False once ``cancel`` is set
-    (what was evaluated stays consistent: a later prompt reuses it as a prefix).
+    ``Llama.generate`` does, one ``n_batch`` slice at a time. Returns how many of ``tokens``
+    came from the cache (not evaluated again), or None once ``cancel`` is set (what was
+    evaluated stays consistent: a later prompt reuses it as a prefix).
 
     ``Llama.generate(tokens)`` then finds the whole prompt cached and samples at once.
     """
     if not tokens:
-        return not cancel.cancelled
+        return None if cancel.cancelled else 0
     cached = llama.n_tokens
     prefix = 0
     for a, b in zip(llama.input_ids[:cached].tolist(), tokens):
@@ -36,7 +37,7 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any) -> bool:
             break
         prefix += 1
     if prefix == len(tokens) == cached and not llama._requires_eval:
-        return not cancel.cancelled
+        return None if cancel.cancelled else prefix
     # A fully cached prompt is cut by a token, whose evaluation brings the logits back.
     reuse = prefix - 1 if prefix == len(tokens) else prefix
     if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
@@ -48,9 +49,9 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any) -> bool:
     step = max(1, llama.n_batch)
     for start in range(reuse, len(tokens), step):
         if cancel.cancelled:
-            return False
+            return None
         llama.eval(tokens[start:start + step])
-    return not cancel.cancelled
+    return None if cancel.cancelled else reuse
 
 
 def image_urls(messages: Sequence[Mapping[str, Any]]) -> list[str]:

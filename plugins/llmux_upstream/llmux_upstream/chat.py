@@ -122,7 +122,10 @@ def events(lines: Iterator[str], cancel: Cancellation, where: str) -> Iterator:
             raise stream_error(where, chunk)
         u = chunk.get("usage")
         if u:
-            usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+            details = u.get("prompt_tokens_details") or {}
+            cached = details.get("cached_tokens") if isinstance(details, dict) else None
+            usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0),
+                          int(cached or 0))
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
