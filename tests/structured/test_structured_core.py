@@ -21,7 +21,7 @@ from llmux.structured.walk import example
 from llmux.types import PhysicalModel, ResponseFormat, VirtualModel
 
 from ..conftest import DEMO_KEY
-from .cases import SCHEMAS, TOOL_SCHEMAS, TOOLS, response_format
+from llmux.structured.conformance import SCHEMAS, TOOL_SCHEMAS, TOOLS, response_format
 
 VIRTUAL = VirtualModel("v", PhysicalModel("p", "llm", "echo", "p", Path("."), tools=True))
 USER = [{"role": "user", "content": "hi"}]

@@ -1,6 +1,6 @@
 """Structured outputs and enforced tool choice on the tiny random-weight qwen35 GGUF,
 through HTTP and the official ``openai`` client: the same schemas as the transformers
-runtime (tests/structured/cases.py), valid only because the constraint is real.
+runtime (llmux.structured.conformance), valid only because the constraint is real.
 
 In thinking mode a helper raises ``</think>``'s logit after a few tokens (wrapped around the
 constraint's sampler stage, which still decides what is allowed), so the reasoning ends.
@@ -8,29 +8,18 @@ constraint's sampler stage, which still decides what is allowed), so the reasoni
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jsonschema
 import openai
 import pytest
 from llamacpp_fixtures import KEY
 
+from llmux.structured import conformance as cases
+
 pytestmark = pytest.mark.slow
 
 
-def _cases():
-    path = Path(__file__).resolve().parents[3] / "tests" / "structured" / "cases.py"
-    spec = importlib.util.spec_from_file_location("llmux_structured_cases", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _cases()
 USER = [{"role": "user", "content": "Answer in JSON, please."}]
 MODELS = ["tiny-instruct", "tiny-thinking"]
 

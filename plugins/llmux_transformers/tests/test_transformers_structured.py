@@ -2,7 +2,7 @@
 through HTTP and the official ``openai`` client.
 
 Random weights follow no format by themselves: every answer below parses and validates only
-because the constraint is real. The schemas bound their answers (tests/structured/cases.py),
+because the constraint is real. The schemas bound their answers (llmux.structured.conformance),
 so a constrained answer always ends well inside ``max_tokens``. Where reasoning comes first,
 a helper processor raises the end-of-reasoning token's logit after a few tokens (the
 constraint, applied after it, still decides what is allowed).
@@ -10,27 +10,16 @@ constraint, applied after it, still decides what is allowed).
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import jsonschema
 import pytest
 
+from llmux.structured import conformance as cases
+
 pytestmark = pytest.mark.slow
 
 
-def _cases():
-    path = Path(__file__).resolve().parents[3] / "tests" / "structured" / "cases.py"
-    spec = importlib.util.spec_from_file_location("llmux_structured_cases", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-cases = _cases()
 USER = [{"role": "user", "content": "Answer in JSON, please."}]
 MODELS = ["qwen-text-instruct", "qwen-text-thinking", "gpt-oss-low"]
 END_REASONING = {"qwen3_5": "</think>", "gpt_oss": "<|end|>"}

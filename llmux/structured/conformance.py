@@ -1,5 +1,7 @@
-"""JSON Schemas for structured-output tests, shared by the core and both runtime plugins
-(the plugins load this file by path).
+"""A conformance set for structured outputs: the JSON Schemas (and forced tools) every
+runtime must enforce, used by the tests of the core and of both runtime plugins; a
+third-party runtime can run its own tests over them (``from llmux.structured import
+conformance``).
 
 Every schema bounds its answer (strings by maxLength, pattern, enum or format; integers by
 a range; arrays by maxItems; no additional properties), so a model that follows the
