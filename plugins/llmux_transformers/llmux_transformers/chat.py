@@ -29,7 +29,9 @@ from llmux.types import Cancellation, ChatEvent, ChatRequest, Usage
 
 from .constrain import GuideProcessor, guide_for
 from .loading import Plan
+from .marks import prompt_marks
 from .prefill import DEFAULT_CHUNK, VISION_INPUTS, Interrupted, interruptible, plan
+from .prefix_cache import begin as begin_reuse
 from .vision import Vision, image_parts
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class ChatModel:
     prefill_chunk: int = DEFAULT_CHUNK  # prompt tokens per prefill forward (options.prefill_chunk)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     vocabulary: Any = None  # llmux.structured.Vocabulary, built on the first constrained request
+    prefixes: Any = None  # .prefix_cache.PrefixStore (options.prompt_cache_gb), None when off
 
 
 def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[ChatEvent]:
@@ -91,7 +94,9 @@ def chat(h: ChatModel, request: ChatRequest, cancel: Cancellation) -> Iterator[C
             f"{h.max_context} tokens of context", param="messages", code="context_length_exceeded"
         )
     keep_ends = bool(fmt.stop_sequences or fmt.needs_special_tokens)
-    return _generate(h, request, cancel, ids, inputs, parser, keep_ends, guide)
+    marks = () if h.prefixes is None else prompt_marks(
+        h.tokenizer, messages, request.tools, kwargs, ids)
+    return _generate(h, request, cancel, ids, inputs, parser, keep_ends, guide, marks)
 
 
 def render(tokenizer: Any, messages: list, tools: Any, kwargs: dict) -> list[int]:
@@ -116,17 +121,19 @@ def _cancelled(parser, prompt_tokens: int) -> Iterator[ChatEvent]:
     yield Usage(prompt_tokens, 0)
 
 
-def _generate(h, request, cancel, ids, inputs, parser, keep_ends, guide) -> Iterator[ChatEvent]:
+def _generate(h, request, cancel, ids, inputs, parser, keep_ends, guide,
+              marks=()) -> Iterator[ChatEvent]:
     if not acquire(h.lock, cancel, POLL_SECONDS):
         yield from _cancelled(parser, len(ids))
         return
     try:
-        yield from _run(h, request, cancel, ids, inputs, parser, keep_ends, guide)
+        yield from _run(h, request, cancel, ids, inputs, parser, keep_ends, guide, marks)
     finally:
         h.lock.release()
 
 
-def _run(h, request, cancel, ids, inputs, parser, keep_ends, guide) -> Iterator[ChatEvent]:
+def _run(h, request, cancel, ids, inputs, parser, keep_ends, guide,
+         marks=()) -> Iterator[ChatEvent]:
     import torch
 
     sampling = request.sampling
@@ -139,7 +146,11 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends, guide) -> Iterator[
     if guide is not None:  # last: the sampling warpers then choose among allowed tokens only
         gen_kwargs["logits_processor"].append(GuideProcessor(guide, len(ids), stop))
     image_token = h.vision.image_token_id if h.vision is not None else None
-    prefill = plan(h.model, gen_kwargs, h.prefill_chunk, image_token)
+    first_image = ids.index(image_token) if inputs else None  # no reuse from there on
+    reuse = begin_reuse(h.prefixes, ids, h.model.device, marks, first_image)
+    prefill = plan(h.model, gen_kwargs, h.prefill_chunk, image_token, reuse)
+    if prefill is None:  # an image prompt this transformers cannot prefill in slices
+        reuse = None
     if prefill is not None:  # the prefill consumes the images; generate runs the last token
         for key in VISION_INPUTS:
             gen_kwargs.pop(key, None)
@@ -190,7 +201,8 @@ def _run(h, request, cancel, ids, inputs, parser, keep_ends, guide) -> Iterator[
         elif produced >= max_new and last not in eos and not stop.is_set():
             reason = "length"
         yield from parser.close(reason)
-        yield Usage(prompt_tokens=len(ids), completion_tokens=produced)
+        yield Usage(prompt_tokens=len(ids), completion_tokens=produced,
+                    cached_tokens=reuse.tokens if reuse is not None else 0)
     finally:
         stop.set()  # ends generate at its next step, the prefill or a forward at its next layer
         _join(thread, h.name)

@@ -57,6 +57,10 @@ OPTIONS_SCHEMA = {
         "prefill_chunk": {"type": "integer", "minimum": 1,
                           "description": "prompt tokens per prefill forward (default 1024); "
                                          "bounds the prefill's activations"},
+        "prompt_cache_gb": {"type": "number", "minimum": 0,
+                            "description": "host RAM for prompt-prefix states, kept across "
+                                           "unload and load (default 1.0; 0 turns reuse "
+                                           "off)"},
         "languages": {"type": "array", "items": {"enum": list(LANGUAGES)}, "minItems": 1,
                       "uniqueItems": True,
                       "description": "ASR: the languages offered (default: all 14)"},
@@ -137,8 +141,13 @@ def _load_chat(model: PhysicalModel, ckpt: Checkpoint, device: str) -> Any:
 
     max_context = configured_context(model, ckpt)
     log.info("loaded %s as %s, %d tokens of context", model.name, p.describe(), max_context)
+    from .prefix_cache import identity, store_for
+
+    prefixes = store_for(identity(model.name, ckpt, p, model.options),
+                         model.options.get("prompt_cache_gb"))
     return ChatModel(model.name, weights, tokenizer, p, max_context, vision,
-                     prefill_chunk=model.options.get("prefill_chunk") or DEFAULT_CHUNK)
+                     prefill_chunk=model.options.get("prefill_chunk") or DEFAULT_CHUNK,
+                     prefixes=prefixes)
 
 
 @hookimpl

@@ -16,6 +16,11 @@ the multimodal RoPE position ids, computed once over the whole prompt by the mod
 ``get_rope_index``, whose ``rope_deltas`` are left on the model for ``generate``'s tail. A
 transformers without ``mm_encoder_outputs`` gets image prompts unchunked.
 
+Prompt-prefix reuse (:mod:`.prefix_cache`): with a ``Reuse``, a prompt is always prefilled
+here (however short), starting from the restored cache after the tokens it holds (before
+any image: the images are encoded and placed as above), and the cache is handed to
+``reuse.keep`` (snapshotted) at each of its marks, the last before ``generate`` sees it.
+
 Within one forward (a slice, ``generate``'s own prefill, an image or audio encoder),
 :func:`interruptible` checks the cancellation before every layer and raises
 :class:`Interrupted`, which the caller turns into a clean end.
@@ -26,7 +31,7 @@ from __future__ import annotations
 import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 DEFAULT_CHUNK = 1024
 #: What ``generate`` must not see again once the prefill has consumed the images.
@@ -81,6 +86,10 @@ class Prefill:
     vision: dict[str, Any]  # pixel_values, image_grid_thw, mm_token_type_ids (or empty)
     image_token_id: int | None
     cache_arg: str
+    start: Any = None  # a cache already holding the first ``done`` prompt tokens (reuse)
+    done: int = 0
+    marks: tuple[int, ...] = ()  # positions to hand the cache to ``keep`` at (snapshots)
+    keep: Callable[[int, Any], None] | None = None
 
     @property
     def tokens(self) -> int:
@@ -96,15 +105,16 @@ class Prefill:
         if cancel.cancelled:
             return None
         model = self.model
-        cache = DynamicCache(config=model.config.get_text_config(decoder=True))
+        cache = self.start
+        if cache is None:
+            cache = DynamicCache(config=model.config.get_text_config(decoder=True))
         ids = self.input_ids[:, : self.tokens]
         positions = self._positions()
         images, image_mask = self._image_rows()
         used = 0  # image rows handed to earlier slices
-        for start in range(0, self.tokens, self.chunk):
+        for start, stop in self._slices():
             if cancel.cancelled:
                 return None
-            stop = min(self.tokens, start + self.chunk)
             kwargs: dict[str, Any] = {self.cache_arg: cache}
             if positions is not None:
                 kwargs["position_ids"] = positions[..., start:stop]
@@ -114,7 +124,19 @@ class Prefill:
                     kwargs["mm_encoder_outputs"] = {"image": _pooled(images[used:used + count])}
                     used += count
             model(input_ids=ids[:, start:stop], use_cache=True, logits_to_keep=1, **kwargs)
+            if stop in self.marks and self.keep is not None and not cancel.cancelled:
+                self.keep(stop, cache)
         return cache
+
+    def _slices(self) -> Iterator[tuple[int, int]]:
+        """``(start, stop)`` of each forward: ``chunk`` tokens from ``done`` on, a slice
+        also ending at each mark."""
+        ends = sorted({m for m in self.marks if self.done < m < self.tokens} | {self.tokens})
+        start = self.done
+        for end in ends:
+            for first in range(start, end, self.chunk):
+                yield first, min(end, first + self.chunk)
+            start = end
 
     def _positions(self) -> Any | None:
         """The multimodal RoPE position ids ``(4, 1, prompt)`` of a Qwen3.5-style model
@@ -158,15 +180,21 @@ def _pooled(rows: Any) -> Any:
 
 
 def plan(model: Any, inputs: dict[str, Any], chunk: int,
-         image_token_id: int | None) -> Prefill | None:
+         image_token_id: int | None, reuse: Any = None) -> Prefill | None:
     """The prefill of ``inputs`` (``generate``'s keyword arguments), or None when
     ``generate`` should prefill by itself: a prompt of at most one slice plus its last
     token, chunking off (``chunk`` < 1), or an image prompt this transformers cannot
-    chunk."""
+    chunk. With ``reuse`` (a model with a prefix store) always a prefill, from the restored
+    cache on (in one slice when chunking is off), unless it is such an image prompt."""
     input_ids = inputs["input_ids"]
-    if chunk < 1 or input_ids.shape[1] - 1 <= chunk:
-        return None
     vision = {k: inputs[k] for k in VISION_INPUTS if k in inputs}
     if vision and "mm_encoder_outputs" not in inspect.signature(model.forward).parameters:
+        return None
+    if reuse is not None:
+        tokens = input_ids.shape[1] - 1
+        return Prefill(model, input_ids, chunk if chunk >= 1 else max(tokens, 1), vision,
+                       image_token_id, cache_argument(model), reuse.cache, reuse.tokens,
+                       tuple(reuse.marks), reuse.keep)
+    if chunk < 1 or input_ids.shape[1] - 1 <= chunk:
         return None
     return Prefill(model, input_ids, chunk, vision, image_token_id, cache_argument(model))

@@ -28,7 +28,7 @@ def physical(models_dir: Path, name: str) -> PhysicalModel:
     return PhysicalModel(
         name=name, type="llm", backend="transformers", path=name, models_dir=models_dir,
         vram_gb=0.5, vision=vision, tools=True, chat_format=fmt,
-        options={"max_context": 1024},
+        options={"max_context": 1024, "prompt_cache_gb": 0},  # every prefill cold, counted
     )
 
 

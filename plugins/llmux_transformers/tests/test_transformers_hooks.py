@@ -217,7 +217,7 @@ def test_sampling_seed_and_stop_strings(models_dir):
     from llmux import ContentDelta
     from llmux_transformers import chat
 
-    pm = physical(models_dir, "qwen-text")
+    pm = physical(models_dir, "qwen-text", prompt_cache_gb=0)  # equal events: usage too
     handle = llmux_transformers.load(pm, "cpu")
 
     def run(sampling, processor=None):
