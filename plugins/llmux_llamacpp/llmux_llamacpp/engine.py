@@ -6,7 +6,9 @@ UTF-8 incrementally (a character split across tokens is held back, nothing is
 re-detokenized) and feeds the text to the chat format's stream parser. One generation at a
 time per model: a per-handle lock, waited for in short slices so that a cancelled request
 stops waiting, and held by ``unload`` too. A text prompt is evaluated in ``n_batch`` slices
-(:func:`.prompt.evaluate`) with the cancellation checked between them.
+(:func:`.prompt.evaluate`) with the cancellation checked between them, from the longest
+prefix still in the context or saved in the model's checkpoint store (:mod:`.checkpoints`,
+process-wide: it outlives an unload).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from llmux.kit import StopStrings, TokenCount, acquire
 
 from .constrain import GuideStage, guide_for
 from .options import Settings
-from .prompt import ChatTemplate, evaluate, image_urls, with_markers
+from .checkpoints import store_for
+from .prompt import ChatTemplate, chat_format, evaluate, tools_of
+from .render import Rendering
 from .vision import Vision, decode_image
 
 log = logging.getLogger("llmux_llamacpp")
@@ -33,7 +37,7 @@ DEFAULTS = {"temperature": 0.8, "top_p": 0.95, "top_k": 40, "min_p": 0.05,
             "repeat_penalty": 1.0}
 
 
-class Engine:
+class Engine(Rendering):
     def __init__(self, name: str, settings: Settings) -> None:
         import llama_cpp
 
@@ -47,6 +51,7 @@ class Engine:
         self._pieces: dict[tuple[int, bool], bytes] = {}
         self._eog: dict[int, bool] = {}
         self._grammars: dict[str, Any] = {}
+        self.store: Any = None  # .checkpoints.Store, None when prompt_cache_gb is 0
         self.vocabulary: Any = None  # llmux.structured.Vocabulary, on the first constrained request
         if settings.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
             if settings.device == "cuda":
@@ -78,6 +83,9 @@ class Engine:
             self._adds_bos = bool(llama_cpp.llama_vocab_get_add_bos(self.vocab))
             if settings.grammar:
                 self.grammar(settings.grammar)
+            # saved prompt states, outside the engine: they outlive an unload
+            self.store = store_for(name, settings.model_path, settings.prompt_cache_bytes,
+                                   layout=settings.llama_kwargs.get("flash_attn"))
             if settings.mmproj_path is not None:
                 self.vision = Vision(settings.mmproj_path, self.llama,
                                      use_gpu=settings.n_gpu_layers != 0)
@@ -152,26 +160,6 @@ class Engine:
 
     # ------------------------------------------------------------------ chat
 
-    def render(self, request: ChatRequest) -> tuple[str, list[str], dict[str, Any]]:
-        """The prompt text (images as markers), the image URLs, the template kwargs."""
-        fmt = chat_format(request)
-        kwargs = fmt.template_kwargs(request.behaviour)
-        messages = fmt.prepare_messages(request.messages, request.behaviour)
-        urls = image_urls(messages)
-        if urls:
-            if self.vision is None:
-                raise InvalidRequest(
-                    f"model {request.model!r} does not accept images (its physical model has "
-                    "no mmproj_file)", param="messages",
-                )
-            messages = with_markers(messages, self.vision.marker)
-        prompt = self.template.render(messages, tools_of(request), **kwargs)
-        if self._adds_bos and self.template.bos_token and prompt.startswith(
-            self.template.bos_token
-        ):
-            prompt = prompt[len(self.template.bos_token):]  # llama.cpp adds it again
-        return prompt, urls, kwargs
-
     def chat(self, request: ChatRequest, cancel: Any) -> Iterator:
         """Validate at once (errors become 4xx before any byte is sent), then stream."""
         prompt, urls, kwargs = self.render(request)
@@ -191,10 +179,12 @@ class Engine:
                           thinking=kwargs.get("enable_thinking", True))
         if guide is not None:
             grammar = None  # the request's constraint replaces an operator's GBNF grammar
-        return self._generate(request, cancel, prompt, tokens, images, kwargs, grammar, guide)
+        marks = self.marks(request, prompt, tokens, kwargs) if tokens is not None else []
+        return self._generate(request, cancel, prompt, tokens, images, kwargs, grammar, guide,
+                              marks)
 
     def _generate(self, request, cancel, prompt, tokens, images, kwargs, grammar,
-                  guide=None) -> Iterator:
+                  guide=None, marks=()) -> Iterator:
         fmt = chat_format(request)
         parser = fmt.parser(tools_of(request), thinking=kwargs.get("enable_thinking", True))
         if not acquire(self.lock, cancel):
@@ -207,11 +197,13 @@ class Engine:
                 raise ModelLoadError(f"model {self.name!r} was unloaded")
             if images:
                 assert self.vision is not None
-                tokens, run.prompt = self.vision.evaluate(self.llama, prompt, images)
+                tokens, run.prompt, run.cached = self.vision.evaluate(
+                    self.llama, prompt, images,  # reuse up to the first image
+                    lambda text: evaluate(self.llama, text, cancel, self.store))
                 evaluated = not cancel.cancelled
             else:
                 run.prompt = len(tokens)
-                reused = evaluate(self.llama, tokens, cancel)
+                reused = evaluate(self.llama, tokens, cancel, self.store, marks)
                 evaluated = reused is not None
                 run.cached = reused or 0
             room = self.settings.n_ctx - run.prompt
@@ -299,16 +291,3 @@ class Run(TokenCount):
         super().__init__()
         self.reason = "stop"
         self.started = time.perf_counter()
-
-
-def tools_of(request: ChatRequest):
-    """The tools the model may call: none with ``tool_choice: "none"``."""
-    return None if request.tool_choice == "none" else request.tools
-
-
-def chat_format(request: ChatRequest):
-    if request.chat_format is not None:
-        return request.chat_format
-    from llmux.chatformats import PlainFormat
-
-    return PlainFormat()

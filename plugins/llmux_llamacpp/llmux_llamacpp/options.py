@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from llmux import ModelLoadError, PhysicalModel
 
 DEFAULT_N_CTX = 4096
+DEFAULT_PROMPT_CACHE_GB = 1.0
 
 OPTIONS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -44,6 +45,17 @@ OPTIONS_SCHEMA: dict[str, Any] = {
             "type": "string", "minLength": 1,
             "description": "A GBNF grammar every generation must follow.",
         },
+        "prompt_cache_gb": {
+            "type": "number", "minimum": 0,
+            "description": "Host RAM for saved prompt states (checkpoints) of this model, "
+                           f"kept across unloads (default {DEFAULT_PROMPT_CACHE_GB}; 0: off).",
+        },
+        "prompt_checkpoint_every": {
+            "type": "integer", "minimum": 0,
+            "description": "Also save a prompt state every this many tokens of a prompt "
+                           "(default 0: only at the ends of the prompt, its history and its "
+                           "system block).",
+        },
     },
 }
 
@@ -60,6 +72,8 @@ class Settings:
     sampling: Mapping[str, Any]  # top_k, min_p, repeat_penalty, seed defaults
     grammar: str | None
     device: str | None = None  # "cpu"/"cuda" when the caller forced one
+    prompt_cache_bytes: int = int(DEFAULT_PROMPT_CACHE_GB * 1024**3)
+    checkpoint_every: int = 0  # tokens; 0: no periodic checkpoints
 
 
 def settings(model: PhysicalModel, device: str | None = None) -> Settings:
@@ -88,6 +102,9 @@ def settings(model: PhysicalModel, device: str | None = None) -> Settings:
         sampling=sampling,
         grammar=opts.get("grammar"),
         device=device,
+        prompt_cache_bytes=int(float(opts.get("prompt_cache_gb", DEFAULT_PROMPT_CACHE_GB))
+                               * 1024**3),
+        checkpoint_every=int(opts.get("prompt_checkpoint_every", 0)),
     )
 
 

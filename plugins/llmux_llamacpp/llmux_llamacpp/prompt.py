@@ -9,27 +9,36 @@ which mtmd replaces with the image's embeddings (and its own ``<|vision_start|>`
 ``<|vision_end|>`` for Qwen models).
 
 :func:`evaluate` runs a text prompt through the model in ``n_batch``-token slices, checking
-the cancellation between them, so a long prompt stops soon after the client has gone.
+the cancellation between them, so a long prompt stops soon after the client has gone; it
+starts from the longest reusable prefix (the context's own, or a saved checkpoint of
+:mod:`.checkpoints`) and saves checkpoints at the positions :func:`boundaries` finds.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-from llmux import InvalidRequest
+from llmux import ChatRequest, InvalidRequest
 from llmux.kit import ChatTemplate  # noqa: F401  (the engine's, from here)
 
 
-def evaluate(llama: Any, tokens: list[int], cancel: Any) -> int | None:
-    """Evaluate ``tokens`` into ``llama``'s context, reusing the cached prefix as
-    ``Llama.generate`` does, one ``n_batch`` slice at a time. Returns how many of ``tokens``
-    came from the cache (not evaluated again), or None once ``cancel`` is set (what was
-    evaluated stays consistent: a later prompt reuses it as a prefix).
+def evaluate(llama: Any, tokens: list[int], cancel: Any, store: Any = None,
+             marks: Sequence[int] = ()) -> int | None:
+    """Evaluate ``tokens`` into ``llama``'s context, one ``n_batch`` slice at a time,
+    reusing the longer of: the prefix still in the context (cut back as ``Llama.generate``
+    does; hybrid/recurrent state cannot be cut, only continued) and the longest checkpoint
+    in ``store`` (a :class:`.checkpoints.Store`) that is a prefix of ``tokens``. Returns how
+    many of ``tokens`` were reused (not evaluated again), or None once ``cancel`` is set
+    (what was evaluated stays consistent: a later prompt reuses it as a prefix).
 
+    With a store, the state is saved at each of ``marks`` passed and at the prompt's last
+    token but one (a restored prompt evaluates at least one token, for its logits).
     ``Llama.generate(tokens)`` then finds the whole prompt cached and samples at once.
     """
     if not tokens:
         return None if cancel.cancelled else 0
+    from .checkpoints import capture
+
     cached = llama.n_tokens
     prefix = 0
     for a, b in zip(llama.input_ids[:cached].tolist(), tokens):
@@ -39,19 +48,95 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any) -> int | None:
     if prefix == len(tokens) == cached and not llama._requires_eval:
         return None if cancel.cancelled else prefix
     # A fully cached prompt is cut by a token, whose evaluation brings the logits back.
-    reuse = prefix - 1 if prefix == len(tokens) else prefix
-    if reuse > 0 and llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+    reuse = _resume(llama, tokens, prefix - 1 if prefix == len(tokens) else prefix, store)
+    stops = sorted({m for m in marks if 0 < m < len(tokens)} | {len(tokens) - 1}
+                   if store is not None else ())
+    step = max(1, llama.n_batch)
+    pos = reuse
+    for stop in [*stops, len(tokens)]:
+        if stop < pos:
+            continue
+        while pos < stop:
+            if cancel.cancelled:
+                return None
+            end = min(pos + step, stop)
+            llama.eval(tokens[pos:end])
+            pos = end
+        if stop < len(tokens) and stop > 0 and tokens[:stop] not in store:
+            store.put(tokens[:stop], capture(llama))
+    return None if cancel.cancelled else reuse
+
+
+def _resume(llama: Any, tokens: list[int], reuse: int, store: Any) -> int:
+    """Put ``llama``'s context at the longest reusable prefix of ``tokens``: the ``reuse``
+    tokens in the context, or a checkpoint; returns its length (0: evaluate all)."""
+    from .checkpoints import restore
+
+    hit = store.longest(tokens, len(tokens) - 1) if store is not None else None
+    if hit is not None and hit[0] > reuse:
+        if restore(llama, tokens[:hit[0]], hit[1]):
+            return hit[0]
+        store.discard(tokens[:hit[0]])  # refused: the context was cleared
+        return 0
+    if reuse > 0 and (reuse == llama.n_tokens or llama._ctx.kv_cache_seq_rm(-1, reuse, -1)):
         llama.n_tokens = reuse
         llama._requires_eval = True
-    else:  # recurrent state cannot be cut: start over, as generate would
-        llama.reset()
-        reuse = 0
-    step = max(1, llama.n_batch)
-    for start in range(reuse, len(tokens), step):
-        if cancel.cancelled:
-            return None
-        llama.eval(tokens[start:start + step])
-    return None if cancel.cancelled else reuse
+        return reuse
+    if hit is not None and restore(llama, tokens[:hit[0]], hit[1]):
+        return hit[0]  # the context could not be cut back (recurrent state)
+    if hit is not None:
+        store.discard(tokens[:hit[0]])
+    llama.reset()  # start over, as generate would
+    return 0
+
+
+def boundaries(render: Callable[..., str], tokenize: Callable[..., list[int]],
+               messages: list[dict[str, Any]], prompt: str, tokens: list[int],
+               system_min: int = 256) -> list[int]:
+    """Where checkpoints pay off in ``tokens`` (``prompt`` tokenized): the end of the
+    history (the prompt before its generation prompt: in thinking mode the next turn's
+    prompt drops this turn's reasoning and diverges after it) and, when it holds
+    ``system_min`` tokens or more, the end of the leading system/tools block (a new
+    conversation with the same system prompt). ``render(messages, add_generation_prompt=...)``
+    renders the prompt text, ``tokenize(text, bos)`` tokenizes it."""
+    texts = []
+    try:
+        texts.append(render(messages, add_generation_prompt=False))
+        if len(messages) > 1 and messages[0].get("role") == "system":
+            # a user message nothing else starts with: the common prefix ends at its text
+            probe = [messages[0], {"role": "user", "content": "\u2063"}]
+            texts.append(render(probe, add_generation_prompt=False))
+    except Exception:  # a template that refuses a shorter conversation: no marks from it
+        pass
+    marks = []
+    for i, text in enumerate(texts):
+        n = _position(tokenize, prompt, tokens, _common(text, prompt))
+        if n and (i == 0 or n >= system_min):
+            marks.append(n)
+    return marks
+
+
+def _position(tokenize: Callable[..., list[int]], prompt: str, tokens: list[int],
+              chars: int) -> int:
+    """How many of ``tokens`` the first ``chars`` characters of ``prompt`` make: the rest
+    alone is tokenized (short) and must be the tokens' tail; else the head is tokenized."""
+    tail = tokenize(prompt[chars:], False) if chars < len(prompt) else []
+    n = len(tokens) - len(tail)
+    if 0 <= n and tokens[n:] == tail:
+        return n
+    return _common(tokenize(prompt[:chars], True), tokens)
+
+
+def _common(a: Sequence, b: Sequence) -> int:
+    """The length of the common prefix of two strings or lists (binary search, C compares)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def image_urls(messages: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -89,3 +174,16 @@ def with_markers(messages: list[dict[str, Any]], marker: str) -> list[dict[str, 
                 for p in content
             ]
     return messages
+
+
+def tools_of(request: ChatRequest):
+    """The tools the model may call: none with ``tool_choice: "none"``."""
+    return None if request.tool_choice == "none" else request.tools
+
+
+def chat_format(request: ChatRequest):
+    if request.chat_format is not None:
+        return request.chat_format
+    from llmux.chatformats import PlainFormat
+
+    return PlainFormat()

@@ -153,6 +153,55 @@ def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
     return path
 
 
+def write_llama_model(path: Path, chat_template: str, seed: int = 0) -> Path:
+    """A plain-attention ``llama`` model (two layers; its KV cache can be cut back) with the
+    same tokenizer as :func:`write_text_model` and ``chat_template`` embedded."""
+    import gguf
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tokens, types, merges = tokenizer()
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("general.type", "model")
+    w.add_name("llmux tiny llama")
+    head = HIDDEN // HEADS
+    for key, value in (("block_count", 2), ("context_length", 8192),
+                       ("embedding_length", HIDDEN), ("feed_forward_length", FF),
+                       ("attention.head_count", HEADS), ("attention.head_count_kv", KV_HEADS),
+                       ("rope.dimension_count", head)):
+        w.add_uint32(f"llama.{key}", value)
+    w.add_float32("llama.rope.freq_base", 10000.0)
+    w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-6)
+    w.add_uint32("general.file_type", 0)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_eos_token_id(tokens.index("<|im_end|>"))
+    w.add_pad_token_id(tokens.index("<|endoftext|>"))
+    w.add_add_bos_token(False)
+    w.add_chat_template(chat_template)
+    tensors = {"token_embd.weight": _w(rng, len(tokens), HIDDEN, scale=1.0),
+               "output.weight": _w(rng, len(tokens), HIDDEN), "output_norm.weight": _ones(HIDDEN)}
+    for il in (0, 1):
+        tensors.update({
+            f"blk.{il}.attn_norm.weight": _ones(HIDDEN),
+            f"blk.{il}.attn_q.weight": _w(rng, HEADS * head, HIDDEN),
+            f"blk.{il}.attn_k.weight": _w(rng, KV_HEADS * head, HIDDEN),
+            f"blk.{il}.attn_v.weight": _w(rng, KV_HEADS * head, HIDDEN),
+            f"blk.{il}.attn_output.weight": _w(rng, HIDDEN, HEADS * head),
+            f"blk.{il}.ffn_norm.weight": _ones(HIDDEN),
+            f"blk.{il}.ffn_gate.weight": _w(rng, FF, HIDDEN),
+            f"blk.{il}.ffn_up.weight": _w(rng, FF, HIDDEN),
+            f"blk.{il}.ffn_down.weight": _w(rng, HIDDEN, FF),
+        })
+    for name, array in tensors.items():
+        w.add_tensor(name, array)
+    _finish(w)
+    return path
+
+
 def write_mmproj(path: Path, seed: int = 1) -> Path:
     """The ``qwen3vl_merger`` vision projector for :func:`write_text_model`'s model."""
     import gguf

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from llmux import InvalidRequest, ModelLoadError, kit
 from llmux.kit import MAX_IMAGE_PIXELS  # noqa: F401  (re-exported)
@@ -64,12 +64,17 @@ class Vision:
             self._mtmd.mtmd_free(self.ctx)
             self.ctx = None
 
-    def evaluate(self, llama: Any, prompt: str, images: list[Image]) -> tuple[list[int], int]:
-        """Reset ``llama`` and evaluate ``prompt`` with ``images`` in place of the markers.
+    def evaluate(self, llama: Any, prompt: str, images: list[Image],
+                 prefix: Callable[[list[int]], int | None] | None = None,
+                 ) -> tuple[list[int], int, int]:
+        """Evaluate ``prompt`` with ``images`` in place of the markers into ``llama``.
 
-        Returns the prompt as ``Llama.generate`` should see it (one id per position; image
-        positions hold -1 so that no later prompt can match them as a cached prefix) and the
-        number of tokens evaluated, image tokens included.
+        The text before the first image goes through ``prefix`` (which evaluates it reusing
+        what it can and returns how many tokens it reused, None when cancelled); without it,
+        or when the prompt starts with an image, the context is reset first. Returns the
+        prompt as ``Llama.generate`` should see it (one id per position; image positions
+        hold -1 so that no later prompt can match them as a cached prefix), the number of
+        tokens, image tokens included, and how many were reused.
         """
         mtmd = self._mtmd
         bitmaps = []
@@ -95,9 +100,8 @@ class Vision:
                     f"the images do not match the prompt (mtmd_tokenize error {result}); "
                     f"is {self.marker!r} in the text?", param="messages",
                 )
-            _clear(llama)
             try:
-                return self._eval_chunks(llama, chunks)
+                return self._eval_chunks(llama, chunks, prefix)
             except BaseException:
                 _clear(llama)  # never leave a half-evaluated image in the context
                 raise
@@ -107,17 +111,21 @@ class Vision:
             for bitmap in bitmaps:
                 mtmd.mtmd_bitmap_free(bitmap)
 
-    def _eval_chunks(self, llama: Any, chunks: Any) -> tuple[list[int], int]:
-        """Text chunks through ``Llama.eval``, image chunks through the projector."""
+    def _eval_chunks(self, llama: Any, chunks: Any, prefix: Any) -> tuple[list[int], int, int]:
+        """Text chunks through ``Llama.eval`` (the first through ``prefix``), image chunks
+        through the projector."""
         import llama_cpp
 
         mtmd = self._mtmd
-        n_tokens = 0
+        n_tokens = reused = 0
         n_chunks = mtmd.mtmd_input_chunks_size(chunks)
         for i in range(n_chunks):
             chunk = mtmd.mtmd_input_chunks_get(chunks, i)
             kind = mtmd.mtmd_input_chunk_get_type(chunk)
             count = mtmd.mtmd_input_chunk_get_n_tokens(chunk)
+            first_text = i == 0 and prefix is not None and kind == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT
+            if i == 0 and not first_text:
+                _clear(llama)
             if n_tokens + count > llama.n_ctx():
                 raise InvalidRequest(
                     f"the prompt ({n_tokens + count}+ tokens with images) does not fit "
@@ -126,7 +134,14 @@ class Vision:
             if kind == mtmd.MTMD_INPUT_CHUNK_TYPE_TEXT:
                 size = ctypes.c_size_t()
                 ptr = mtmd.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(size))
-                llama.eval([ptr[j] for j in range(size.value)])
+                text_tokens = [ptr[j] for j in range(size.value)]
+                if first_text:
+                    got = prefix(text_tokens)
+                    if got is None:  # cancelled: what is in the context stays consistent
+                        return llama.input_ids[: llama.n_tokens].tolist(), n_tokens + count, 0
+                    reused = got
+                else:
+                    llama.eval(text_tokens)
             else:
                 start = llama.n_tokens
                 new_n_past = llama_cpp.llama_pos(0)
@@ -141,7 +156,7 @@ class Vision:
                 llama.n_tokens = new_n_past.value
                 llama.input_ids[start:llama.n_tokens] = -1
             n_tokens += count
-        return llama.input_ids[: llama.n_tokens].tolist(), n_tokens
+        return llama.input_ids[: llama.n_tokens].tolist(), n_tokens, reused
 
 
 def _clear(llama: Any) -> None:
