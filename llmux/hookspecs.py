@@ -129,6 +129,18 @@ def infer(
     """
 
 
+@hookspec(firstresult=True)
+def prompt_cache(model: PhysicalModel) -> dict | None:
+    """Report ``model``'s prompt cache: the saved prompt states it keeps in host RAM.
+
+    Return ``{"bytes": int, "limit": int, "entries": int}`` (bytes held, the most it may
+    hold, how many states), or ``None`` when the model keeps none. Called for loaded and
+    unloaded models alike (a store may outlive an unload, so that a conversation continues
+    after a swap); must be quick and must not touch the model. ``GET /health`` shows it.
+    """
+
+
 HOOK_NAMES = (
     "backends", "chat_formats", "estimate_vram", "measure_vram", "load", "unload", "infer",
+    "prompt_cache",
 )

@@ -63,6 +63,10 @@ class Backend:
         value = self._hooks.measure_vram(model=model, handle=handle)
         return None if value is None else float(value)
 
+    def prompt_cache(self, model: PhysicalModel) -> dict | None:
+        """The plugin's report of ``model``'s prompt cache (bytes, limit, entries), if any."""
+        return self._hooks.prompt_cache(model=model)
+
     def load(self, model: PhysicalModel, device: str | None = None) -> Any:
         handle = self._hooks.load(model=model, device=device)
         if handle is None:
@@ -81,7 +85,8 @@ class Backend:
 class _Hooks:
     def __init__(self, pm: pluggy.PluginManager, owner: object):
         others = [p for p in pm.get_plugins() if p is not owner]
-        for name in ("estimate_vram", "measure_vram", "load", "unload", "infer"):
+        for name in ("estimate_vram", "measure_vram", "load", "unload", "infer",
+                     "prompt_cache"):
             setattr(self, name, pm.subset_hook_caller(name, remove_plugins=others))
 
 

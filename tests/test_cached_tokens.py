@@ -87,3 +87,32 @@ def test_llamacpp_reports_the_prefix_it_reused(llama):
     common = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
     u3 = _usage(plugin.infer(model, handle, other, Cancellation()))
     assert u3.cached_tokens == common and 0 < common < u3.prompt_tokens
+
+
+def test_the_store_is_reported_through_the_hook_and_health(llama):
+    from llmux import Cancellation
+    from llmux.plugins import get_plugin_manager
+    from llmux.runtime import Runtimes
+
+    plugin, model, handle = llama
+    _usage(plugin.infer(model, handle, _request("Name a tree."), Cancellation()))
+    report = Runtimes(get_plugin_manager()).get("llamacpp").prompt_cache(model)
+    assert report["entries"] > 0 and 0 < report["bytes"] <= report["limit"]
+
+
+async def test_health_lists_prompt_caches(aiohttp_client, demo_config, builtin_pm):
+    client = await aiohttp_client(create_app(demo_config, builtin_pm))
+    body = await (await client.get("/health")).json()
+    assert body["prompt_cache"] == {}  # echo keeps no prompt state
+
+
+def test_every_installed_runtime_registers_every_model_hook():
+    from llmux.hookspecs import HOOK_NAMES
+    from llmux.plugins import get_plugin_manager
+
+    pm = get_plugin_manager()
+    for name in ("llmux_transformers", "llmux_llamacpp"):
+        pytest.importorskip(name)
+    for hook in set(HOOK_NAMES) - {"chat_formats"}:
+        owners = {impl.plugin_name for impl in getattr(pm.hook, hook).get_hookimpls()}
+        assert {"transformers", "llamacpp", "llmux.builtin.echo"} <= owners, (hook, owners)

@@ -169,6 +169,11 @@ def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
 
 
 @hookimpl
+def prompt_cache(model: PhysicalModel) -> dict | None:
+    return None  # echo evaluates no prompt, so it keeps no prompt state
+
+
+@hookimpl
 def load(model: PhysicalModel, device: str | None) -> EchoHandle:
     time.sleep(model.options.get("load_seconds", 0))
     if model.options.get("fail_load"):

@@ -85,5 +85,17 @@ async def health(request: web.Request) -> web.Response:
         # each physical model's size, fitted context and why it cannot be served, if so
         "sizes": {name: fit.to_json() for name in config.physical
                   if (fit := request.app[MANAGER].fit_of(name)) is not None},
+        # each model's saved prompt states in host RAM (bytes, limit, entries)
+        "prompt_cache": _prompt_caches(config, runtimes),
     }
     return web.json_response(body)
+
+
+def _prompt_caches(config, runtimes) -> dict:
+    out = {}
+    for name, model in config.physical.items():
+        if runtimes.has(model.backend):
+            report = runtimes.get(model.backend).prompt_cache(model)
+            if report is not None:
+                out[name] = report
+    return out

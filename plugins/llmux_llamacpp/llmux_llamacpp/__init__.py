@@ -22,7 +22,7 @@ from llmux.kit import chat_only
 
 from .options import OPTIONS_SCHEMA, settings
 
-__all__ = ["backends", "estimate_vram", "load", "unload", "infer"]
+__all__ = ["backends", "estimate_vram", "load", "unload", "infer", "prompt_cache"]
 
 
 @hookimpl
@@ -53,6 +53,14 @@ def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate:
 def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
     """llama.cpp's own sizes: the model's tensors (share offloaded) and the context state."""
     return handle.device_bytes() / 1024**3 if handle.settings.n_gpu_layers else None
+
+
+@hookimpl
+def prompt_cache(model: PhysicalModel) -> dict | None:
+    """The model's saved prompt states (``checkpoints``), kept across unloads."""
+    from .checkpoints import report
+
+    return report(model.name)
 
 
 @hookimpl

@@ -138,6 +138,16 @@ def store_bytes(name: str | None = None) -> int:
         return sum(s.bytes for k, s in _registry.items() if name is None or k[0] == name)
 
 
+def report(name: str) -> dict | None:
+    """One physical model's store for ``GET /health``: bytes, limit, entries; None if none."""
+    with _registry_lock:
+        found = [s for k, s in _registry.items() if k[0] == name]
+    if not found:
+        return None
+    return {"bytes": sum(s.bytes for s in found), "limit": max(s.limit for s in found),
+            "entries": sum(len(s) for s in found)}
+
+
 def forget(name: str | None = None) -> None:
     """Drop one model's stores (by name), or all."""
     with _registry_lock:

@@ -3,6 +3,15 @@
 Importing this package costs nothing: torch and transformers are imported inside the hooks.
 """
 
-from .plugin import backends, estimate_vram, infer, load, unload
+from .plugin import (
+    backends,
+    estimate_vram,
+    infer,
+    load,
+    measure_vram,
+    prompt_cache,
+    unload,
+)
 
-__all__ = ["backends", "estimate_vram", "infer", "load", "unload"]
+__all__ = ["backends", "estimate_vram", "infer", "load", "measure_vram", "prompt_cache",
+           "unload"]

@@ -94,6 +94,14 @@ def estimate_vram(model: PhysicalModel, context: int | None) -> VramEstimate:
 
 
 @hookimpl
+def prompt_cache(model: PhysicalModel) -> dict | None:
+    """The model's prompt-state snapshots (``prefix_cache``), kept across unloads."""
+    from .prefix_cache import report
+
+    return report(model.name)
+
+
+@hookimpl
 def measure_vram(model: PhysicalModel, handle: Any) -> float | None:
     """The bytes of the model's parameters and buffers on a CUDA device (the torch
     allocator's view of this model alone; the KV cache grows per request)."""

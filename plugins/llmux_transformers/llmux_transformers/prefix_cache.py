@@ -234,6 +234,15 @@ def store_for(key: tuple, gb: float | None) -> PrefixStore | None:
     return store
 
 
+def report(name: str) -> dict | None:
+    """One physical model's store for ``GET /health``: bytes, limit, entries; None if none."""
+    found = [s for k, s in stores().items() if k[0] == name]
+    if not found:
+        return None
+    return {"bytes": sum(s.bytes for s in found), "limit": max(s.limit for s in found),
+            "entries": sum(len(s) for s in found)}
+
+
 def stores() -> dict[tuple, PrefixStore]:
     """Every store of this process (for tests and reporting)."""
     with _REGISTRY_LOCK:
