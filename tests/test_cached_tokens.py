@@ -16,6 +16,7 @@ from .conftest import AUTH
 
 
 def _usage(events) -> Usage:
+    events = list(events)  # to the end, as the server does: the state is saved after it
     return next(e for e in events if isinstance(e, Usage))
 
 

@@ -66,6 +66,26 @@ class Store:
             self._states.move_to_end(best)
             return len(best) // 4, self._states[best]
 
+    def closest(self, tokens: Sequence[int], most: int) -> tuple[int, list[int], bytes] | None:
+        """The state sharing the longest common prefix with ``tokens[:most]``, whatever
+        follows it (for a context whose cache can be cut back to that prefix): (the common
+        length, the state's tokens, its bytes), marked as just used; None if none shares any."""
+        want = np.asarray(tokens[:most], dtype=np.int32)
+        best: tuple[int, bytes] | None = None
+        with self._lock:
+            for key in self._states:
+                have = np.frombuffer(key, dtype=np.int32)
+                n = min(len(have), len(want))
+                same = have[:n] == want[:n]
+                length = n if same.all() else int(np.argmin(same))
+                if length > 0 and (best is None or length > best[0]):
+                    best = (length, key)
+            if best is None:
+                return None
+            self._states.move_to_end(best[1])
+            return (best[0], np.frombuffer(best[1], dtype=np.int32).tolist(),
+                    self._states[best[1]])
+
     def put(self, tokens: Sequence[int], data: bytes) -> bool:
         """Keep ``data`` as the state after ``tokens``; the least recently used go until the
         store fits its limit. A state larger than the limit is not kept."""

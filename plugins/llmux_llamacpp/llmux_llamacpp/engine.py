@@ -26,7 +26,7 @@ from llmux.kit import StopStrings, TokenCount, acquire
 from .constrain import GuideStage, guide_for
 from .options import Settings
 from .checkpoints import store_for
-from .prompt import ChatTemplate, chat_format, evaluate, tools_of
+from .prompt import ChatTemplate, chat_format, evaluate, save_answer, tools_of
 from .render import Rendering
 from .vision import Vision, decode_image
 
@@ -52,6 +52,7 @@ class Engine(Rendering):
         self._eog: dict[int, bool] = {}
         self._grammars: dict[str, Any] = {}
         self.store: Any = None  # .checkpoints.Store, None when prompt_cache_gb is 0
+        self.cuttable = False  # set at load: an attention-only model's cache can be cut
         self.vocabulary: Any = None  # llmux.structured.Vocabulary, on the first constrained request
         if settings.n_gpu_layers != 0 and not llama_cpp.llama_supports_gpu_offload():
             if settings.device == "cuda":
@@ -86,6 +87,9 @@ class Engine(Rendering):
             # saved prompt states, outside the engine: they outlive an unload
             self.store = store_for(name, settings.model_path, settings.prompt_cache_bytes,
                                    layout=settings.llama_kwargs.get("flash_attn"))
+            # attention only: the cache can be cut back to any prefix, so no prefill splits
+            self.cuttable = not (llama_cpp.llama_model_is_recurrent(self.llama.model)
+                                 or llama_cpp.llama_model_is_hybrid(self.llama.model))
             if settings.mmproj_path is not None:
                 self.vision = Vision(settings.mmproj_path, self.llama,
                                      use_gpu=settings.n_gpu_layers != 0)
@@ -199,11 +203,13 @@ class Engine(Rendering):
                 assert self.vision is not None
                 tokens, run.prompt, run.cached = self.vision.evaluate(
                     self.llama, prompt, images,  # reuse up to the first image
-                    lambda text: evaluate(self.llama, text, cancel, self.store))
+                    lambda text: evaluate(self.llama, text, cancel, self.store,
+                                          cuttable=self.cuttable))
                 evaluated = not cancel.cancelled
             else:
                 run.prompt = len(tokens)
-                reused = evaluate(self.llama, tokens, cancel, self.store, marks)
+                reused = evaluate(self.llama, tokens, cancel, self.store, marks,
+                                  cuttable=self.cuttable)
                 evaluated = reused is not None
                 run.cached = reused or 0
             room = self.settings.n_ctx - run.prompt
@@ -218,6 +224,8 @@ class Engine(Rendering):
                                       guide)
             yield from parser.close(run.reason)
             yield run.usage()
+            if self.cuttable and not images and not cancel.cancelled:
+                save_answer(self.llama, self.store)  # after the last event: off the TTFT path
         finally:
             self.lock.release()
             if cancel.cancelled:

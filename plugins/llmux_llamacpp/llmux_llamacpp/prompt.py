@@ -23,7 +23,7 @@ from llmux.kit import ChatTemplate  # noqa: F401  (the engine's, from here)
 
 
 def evaluate(llama: Any, tokens: list[int], cancel: Any, store: Any = None,
-             marks: Sequence[int] = ()) -> int | None:
+             marks: Sequence[int] = (), cuttable: bool = False) -> int | None:
     """Evaluate ``tokens`` into ``llama``'s context, one ``n_batch`` slice at a time,
     reusing the longer of: the prefix still in the context (cut back as ``Llama.generate``
     does; hybrid/recurrent state cannot be cut, only continued) and the longest checkpoint
@@ -31,8 +31,12 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any, store: Any = None,
     many of ``tokens`` were reused (not evaluated again), or None once ``cancel`` is set
     (what was evaluated stays consistent: a later prompt reuses it as a prefix).
 
-    With a store, the state is saved at each of ``marks`` passed and at the prompt's last
-    token but one (a restored prompt evaluates at least one token, for its logits).
+    With a store, a model whose state cannot be cut back (recurrent, hybrid) saves it at
+    each of ``marks`` passed and at the prompt's last token but one (a restored prompt
+    evaluates at least one token, for its logits): each such stop costs the prefill one
+    more forward. A ``cuttable`` model (attention only) splits nothing: it restores the
+    saved state closest to ``tokens`` and cuts it back to their common prefix; its state is
+    saved after the answer (:func:`save_answer`), off the path to the first token.
     ``Llama.generate(tokens)`` then finds the whole prompt cached and samples at once.
     """
     if not tokens:
@@ -48,9 +52,13 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any, store: Any = None,
     if prefix == len(tokens) == cached and not llama._requires_eval:
         return None if cancel.cancelled else prefix
     # A fully cached prompt is cut by a token, whose evaluation brings the logits back.
-    reuse = _resume(llama, tokens, prefix - 1 if prefix == len(tokens) else prefix, store)
+    reuse = prefix - 1 if prefix == len(tokens) else prefix
+    if cuttable:
+        reuse = _resume_cut(llama, tokens, reuse, store)
+    else:
+        reuse = _resume(llama, tokens, reuse, store)
     stops = sorted({m for m in marks if 0 < m < len(tokens)} | {len(tokens) - 1}
-                   if store is not None else ())
+                   if store is not None and not cuttable else ())
     step = max(1, llama.n_batch)
     pos = reuse
     for stop in [*stops, len(tokens)]:
@@ -65,6 +73,39 @@ def evaluate(llama: Any, tokens: list[int], cancel: Any, store: Any = None,
         if stop < len(tokens) and stop > 0 and tokens[:stop] not in store:
             store.put(tokens[:stop], capture(llama))
     return None if cancel.cancelled else reuse
+
+
+def _resume_cut(llama: Any, tokens: list[int], reuse: int, store: Any) -> int:
+    """A cuttable context at the longest reusable prefix of ``tokens``: its own, or a saved
+    state restored and cut back to the prefix it shares with ``tokens``."""
+    from .checkpoints import restore
+
+    hit = store.closest(tokens, len(tokens) - 1) if store is not None else None
+    if hit is not None and hit[0] > reuse:
+        length, saved, data = hit
+        if restore(llama, saved, data) and llama._ctx.kv_cache_seq_rm(-1, length, -1):
+            llama.n_tokens = length
+            llama._requires_eval = True
+            return length
+        store.discard(saved)
+        llama.reset()
+        return 0
+    if reuse > 0 and (reuse == llama.n_tokens or llama._ctx.kv_cache_seq_rm(-1, reuse, -1)):
+        llama.n_tokens = reuse
+        llama._requires_eval = True
+        return reuse
+    llama.reset()
+    return 0
+
+
+def save_answer(llama: Any, store: Any) -> None:
+    """Save a cuttable context's state after an answer (prompt and generated tokens): a
+    later prompt sharing any prefix of it restores it and cuts it back."""
+    from .checkpoints import capture
+
+    n = llama.n_tokens
+    if store is not None and n > 1:
+        store.put(llama.input_ids[:n].tolist(), capture(llama))
 
 
 def _resume(llama: Any, tokens: list[int], reuse: int, store: Any) -> int:

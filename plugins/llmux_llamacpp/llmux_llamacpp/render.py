@@ -39,8 +39,8 @@ class Rendering:
 
     def marks(self, request: ChatRequest, prompt: str, tokens: list[int], kwargs) -> list[int]:
         """Checkpoint positions in a text prompt's ``tokens`` (:func:`.prompt.boundaries`)."""
-        if self.store is None:
-            return []
+        if self.store is None or self.cuttable:
+            return []  # a cuttable model saves its state after the answer instead
         fmt, tools = chat_format(request), tools_of(request)
         messages = fmt.prepare_messages(request.messages, request.behaviour)
         marks = boundaries(

@@ -142,7 +142,11 @@ def test_the_conversation_continues_after_unload_and_load(loaded):
     handle = handles[-1]
     assert handle.llama.n_tokens == 0  # a new context: nothing in it
     out, u2 = run(model, handle, turn2)
-    assert u2.cached_tokens == len(tokens(handle, turn1)) - 1
+    t1 = len(tokens(handle, turn1))
+    if arch == "qwen35":  # the checkpoint at the prompt's last token but one
+        assert u2.cached_tokens == t1 - 1
+    else:  # the state saved after the answer, cut back to what turn 2 shares with it
+        assert t1 - 1 <= u2.cached_tokens < u2.prompt_tokens
     assert out == cold(model.models_dir, arch, turn2)
 
 
