@@ -20,7 +20,7 @@ from pathlib import Path
 
 from llmux import openmp
 
-from . import gateway, llamacpp, startup, structured, swap, tool
+from . import gateway, llamacpp, prefix, startup, structured, swap, tool
 from .harness import Section, machine
 from .report import format_table
 
@@ -31,6 +31,7 @@ SECTIONS = {
     "startup": startup.run,
     "bench_tool": tool.run,
     "structured": structured.run,
+    "prefix": prefix.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 

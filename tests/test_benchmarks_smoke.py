@@ -15,16 +15,17 @@ from llmux.app import create_app
 
 from .conftest import DEMO_ADMIN_KEY, DEMO_DIR, REPO
 
-SECTIONS = {"gateway", "llamacpp", "swap", "startup", "bench_tool", "structured"}
+SECTIONS = {"gateway", "llamacpp", "swap", "startup", "bench_tool", "structured", "prefix"}
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # every section, tiny models included, on 2 busy cores
 def test_smoke_run_writes_every_section(tmp_path):
     # A caller's OpenMP setting must reach none of the llama.cpp targets (each reports what
     # its process started with).
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
     out = subprocess.run([sys.executable, "-m", "benchmarks", "--smoke", "--out", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True, timeout=280, env=env)
+                         cwd=REPO, capture_output=True, text=True, timeout=560, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-5000:]
     files = list(tmp_path.glob("*-smoke.json"))
     assert len(files) == 1
