@@ -177,7 +177,7 @@ def _conversation(section: Section, name: str, loader, work: Path, turns, thinki
 
 
 def _run(section: Section, work: Path, smoke: bool) -> None:
-    turns, chars, max_tokens = (2, 400, 4) if smoke else (6, 18000, 16)
+    turns, chars, max_tokens = (2, 400, 4) if smoke else (6, 18000, 48)
     # one turn more than measured in a row: the turn after the swap away and back
     conversations = {"agent": (agent_turns(turns + 1, chars), False, [TOOL]),
                      "thinking": (thinking_turns(turns + 1, chars), True, None)}
