@@ -83,3 +83,28 @@ TOOLS = [{"type": "function", "function": {"name": name, "description": f"{name}
 def response_format(name: str) -> dict:
     return {"type": "json_schema",
             "json_schema": {"name": name, "schema": SCHEMAS[name], "strict": True}}
+
+
+class StreamedAnswer:
+    """What an ``openai`` client's streamed chat chunks add up to: content, reasoning, the
+    tool calls as ``(name, arguments)`` in index order, and the finish reason."""
+
+    def __init__(self) -> None:
+        self.content = self.reasoning = ""
+        self.finish = None
+        self._calls: dict[int, tuple[str, str]] = {}
+
+    def add(self, chunk) -> None:
+        for choice in chunk.choices:
+            delta = choice.delta
+            self.content += delta.content or ""
+            self.reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
+            for call in delta.tool_calls or ():
+                name, args = self._calls.get(call.index, ("", ""))
+                self._calls[call.index] = (name + (call.function.name or ""),
+                                           args + (call.function.arguments or ""))
+            self.finish = choice.finish_reason or self.finish
+
+    def result(self) -> tuple[str, str, list[tuple[str, str]], str | None]:
+        calls = [self._calls[i] for i in sorted(self._calls)]
+        return self.content, self.reasoning, calls, self.finish

@@ -61,18 +61,10 @@ async def answer(client, model, stream, **kwargs):
         calls = [(c.function.name, c.function.arguments) for c in choice.message.tool_calls or ()]
         reasoning = (choice.message.model_extra or {}).get("reasoning_content") or ""
         return choice.message.content or "", reasoning, calls, choice.finish_reason
-    content, reasoning, calls, finish = "", "", {}, None
+    answer = cases.StreamedAnswer()
     async for chunk in await client.chat.completions.create(stream=True, **kwargs):
-        for choice in chunk.choices:
-            delta = choice.delta
-            content += delta.content or ""
-            reasoning += (delta.model_extra or {}).get("reasoning_content") or ""
-            for call in delta.tool_calls or ():
-                name, args = calls.get(call.index, ("", ""))
-                calls[call.index] = (name + (call.function.name or ""),
-                                     args + (call.function.arguments or ""))
-            finish = choice.finish_reason or finish
-    return content, reasoning, [calls[i] for i in sorted(calls)], finish
+        answer.add(chunk)
+    return answer.result()
 
 
 @pytest.mark.parametrize("name", list(cases.SCHEMAS))
