@@ -141,12 +141,8 @@ def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
         "blk.1.attn_k_norm.weight": _ones(HEAD_DIM),
     }
     for il in (0, 1):
-        tensors.update({
-            f"blk.{il}.post_attention_norm.weight": _ones(HIDDEN),
-            f"blk.{il}.ffn_gate.weight": _w(rng, FF, HIDDEN),
-            f"blk.{il}.ffn_up.weight": _w(rng, FF, HIDDEN),
-            f"blk.{il}.ffn_down.weight": _w(rng, HIDDEN, FF),
-        })
+        tensors[f"blk.{il}.post_attention_norm.weight"] = _ones(HIDDEN)
+        tensors.update(_ffn(rng, il))
     for name, array in tensors.items():
         w.add_tensor(name, array)
     _finish(w)
@@ -192,14 +188,19 @@ def write_llama_model(path: Path, chat_template: str, seed: int = 0) -> Path:
             f"blk.{il}.attn_v.weight": _w(rng, KV_HEADS * head, HIDDEN),
             f"blk.{il}.attn_output.weight": _w(rng, HIDDEN, HEADS * head),
             f"blk.{il}.ffn_norm.weight": _ones(HIDDEN),
-            f"blk.{il}.ffn_gate.weight": _w(rng, FF, HIDDEN),
-            f"blk.{il}.ffn_up.weight": _w(rng, FF, HIDDEN),
-            f"blk.{il}.ffn_down.weight": _w(rng, HIDDEN, FF),
+            **_ffn(rng, il),
         })
     for name, array in tensors.items():
         w.add_tensor(name, array)
     _finish(w)
     return path
+
+
+def _ffn(rng, il: int) -> dict:
+    """Layer ``il``'s SwiGLU feed-forward weights (gate, up, down, drawn in that order)."""
+    return {f"blk.{il}.ffn_gate.weight": _w(rng, FF, HIDDEN),
+            f"blk.{il}.ffn_up.weight": _w(rng, FF, HIDDEN),
+            f"blk.{il}.ffn_down.weight": _w(rng, HIDDEN, FF)}
 
 
 def write_mmproj(path: Path, seed: int = 1) -> Path:
