@@ -1,4 +1,5 @@
-"""Device choice, driven with a stand-in torch: no GPU needed, none touched."""
+"""Device choice from what the runtime sees, and freeing memory with a stand-in torch: no
+GPU needed, none touched, and the kit never imports torch."""
 
 from __future__ import annotations
 
@@ -23,29 +24,35 @@ def fake_torch(monkeypatch, cuda: bool) -> types.SimpleNamespace:
 
 
 @pytest.mark.parametrize("cuda, device", [(True, "cuda"), (False, "cpu")])
-def test_auto_is_the_gpu_when_there_is_one(monkeypatch, cuda, device):
-    fake_torch(monkeypatch, cuda)
-    assert choose_device() == device
-    assert choose_device(None, "auto") == device
+def test_auto_is_the_gpu_when_there_is_one(cuda, device):
+    assert choose_device(gpu=cuda) == device
+    assert choose_device(None, "auto", gpu=cuda) == device
 
 
-def test_forced_beats_configured(monkeypatch):
-    fake_torch(monkeypatch, True)
-    assert choose_device("cpu", "cuda") == "cpu"
-    assert choose_device(None, "cuda:1") == "cuda:1"
+def test_forced_beats_configured():
+    assert choose_device("cpu", "cuda", gpu=True) == "cpu"
+    assert choose_device(None, "cuda:1", gpu=True) == "cuda:1"
 
 
-def test_a_gpu_torch_cannot_see_is_a_load_error(monkeypatch):
-    fake_torch(monkeypatch, False)
-    with pytest.raises(ModelLoadError, match="^device 'cuda' was asked for, but torch sees no "
-                       r"CUDA device \(torch 9.9\)$"):
-        choose_device("cuda")
+def test_a_gpu_the_runtime_cannot_see_is_a_load_error():
+    with pytest.raises(ModelLoadError, match="^device 'cuda' was asked for, but torch 9.9 "
+                       "sees no CUDA device$"):
+        choose_device("cuda", gpu=False, seen_by="torch 9.9")
 
 
-def test_an_unknown_device_is_a_load_error(monkeypatch):
-    fake_torch(monkeypatch, True)
+def test_an_unknown_device_is_a_load_error():
     with pytest.raises(ModelLoadError, match="unknown device 'tpu'"):
-        choose_device(None, "tpu")
+        choose_device(None, "tpu", gpu=True)
+
+
+def test_the_kit_never_imports_torch():
+    from pathlib import Path
+
+    import llmux.kit.devices as devices
+
+    lines = Path(devices.__file__).read_text().splitlines()
+    assert not [line for line in lines if line.strip().startswith(("import torch",
+                                                                  "from torch"))]
 
 
 def test_free_memory_empties_the_cache_for_a_gpu_only(monkeypatch):

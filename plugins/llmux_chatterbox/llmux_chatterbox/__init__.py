@@ -91,7 +91,10 @@ def load(model: PhysicalModel, device: str | None) -> Any:
 
     _check_files(model)
     variant = _variant(model)
-    where = choose_device(device, model.options.get("device"))
+    import torch
+
+    where = choose_device(device, model.options.get("device"), gpu=torch.cuda.is_available(),
+                          seen_by=f"torch {torch.__version__}")
     tts = None
     try:
         tts = variant.load(model.location, where)

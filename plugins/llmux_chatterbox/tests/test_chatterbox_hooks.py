@@ -88,7 +88,7 @@ def test_a_failed_load_is_a_load_error(tmp_path):
         (tmp_path / "english" / name).write_bytes(b"not a checkpoint")
     with pytest.raises(ModelLoadError, match="loading 'cb-english' \\(english\\) failed"):
         llmux_chatterbox.load(model, None)
-    with pytest.raises(ModelLoadError, match="torch sees no CUDA device"):
+    with pytest.raises(ModelLoadError, match="torch .* sees no CUDA device"):
         llmux_chatterbox.load(model, "cuda")
 
 

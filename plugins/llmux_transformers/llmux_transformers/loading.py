@@ -68,7 +68,10 @@ class Plan:
 def resolve_device(forced: str | None, options: Mapping[str, Any]) -> str:
     """``forced``, else ``options.device``, else the GPU when torch sees one (the kit's
     :func:`llmux.kit.choose_device`)."""
-    return choose_device(forced, options.get("device"))
+    import torch
+
+    return choose_device(forced, options.get("device"), gpu=torch.cuda.is_available(),
+                         seen_by=f"torch {torch.__version__}")
 
 
 def resolve_dtype(device: str, options: Mapping[str, Any]) -> str:
