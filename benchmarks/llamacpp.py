@@ -32,6 +32,7 @@ from pathlib import Path
 import aiohttp
 
 from llmux import openmp
+from llmux.testing import summary_totals
 
 from .gguf_model import DECODE_SHAPE, SMOKE_SHAPE, Shape, build_gguf
 from .harness import (
@@ -250,15 +251,7 @@ async def _phases(session, target) -> dict[str, tuple[float, float]]:
     url, _, headers = target
     async with session.get(url + "/metrics", headers=headers) as resp:
         text = await resp.text()
-    out: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for kind, prefix in enumerate(("llmux_chat_phase_seconds_sum{",
-                                        "llmux_chat_phase_seconds_count{")):
-            if line.startswith(prefix):
-                name, value = line.rsplit(" ", 1)
-                phase = name.split('phase="', 1)[1].split('"', 1)[0]
-                out.setdefault(phase, [0.0, 0.0])[kind] = float(value)
-    return {k: (v[0], v[1]) for k, v in out.items()}
+    return summary_totals(text, "llmux_chat_phase_seconds", "phase")
 
 
 async def _breakdown(session, target, before: dict, floor: Worker, runs: int) -> dict:

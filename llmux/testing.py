@@ -195,3 +195,33 @@ def serve_process(config_dir, log: Path, *, env: dict | None = None, timeout: fl
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def summary_totals(metrics_text: str, metric: str, by: str,
+                   **labels: str) -> dict[str, tuple[float, float]]:
+    """From ``GET /metrics``' text, a Prometheus summary's ``(sum, count)`` per value of the
+    label ``by``, over the samples whose other labels match ``labels`` (parsed with
+    prometheus_client's own parser)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != metric:
+            continue
+        for sample in family.samples:
+            kind = {f"{metric}_sum": 0, f"{metric}_count": 1}.get(sample.name)
+            if kind is None or any(sample.labels.get(k) != v for k, v in labels.items()):
+                continue
+            out.setdefault(sample.labels[by], [0.0, 0.0])[kind] += sample.value
+    return {key: (total, count) for key, (total, count) in out.items()}
+
+
+def counter_value(metrics_text: str, metric: str, **labels: str) -> float:
+    """A Prometheus counter's value (``metric`` without ``_total``) summed over the samples
+    whose labels match ``labels``; 0 when there are none."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(sample.value for family in text_string_to_metric_families(metrics_text)
+               if family.name == metric for sample in family.samples
+               if sample.name == f"{metric}_total"
+               and all(sample.labels.get(k) == v for k, v in labels.items()))

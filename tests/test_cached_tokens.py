@@ -11,6 +11,7 @@ import pytest
 from llmux import ChatRequest, PhysicalModel, SamplingParams, Usage
 from llmux.app import create_app
 from llmux.chatformats import get_format
+from llmux.testing import counter_value
 
 from .conftest import AUTH
 
@@ -35,10 +36,9 @@ async def test_every_chat_response_carries_cached_tokens(aiohttp_client, demo_co
     usage = chunks[-1]["usage"]
     assert usage["prompt_tokens_details"] == {"cached_tokens": 0}
     metrics = await (await client.get("/metrics")).text()
-    processed = [line for line in metrics.splitlines()
-                 if line.startswith(f'llmux_prompt_tokens_total{{kind="processed",model="{model}"')]
-    assert processed and float(processed[0].rsplit(" ", 1)[1]) == (
+    assert counter_value(metrics, "llmux_prompt_tokens", kind="processed", model=model) == (
         answer["usage"]["prompt_tokens"] + usage["prompt_tokens"])
+    assert counter_value(metrics, "llmux_prompt_tokens", kind="cached", model=model) == 0
 
 
 @pytest.fixture(scope="module")

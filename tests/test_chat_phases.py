@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 
 from llmux.app import create_app
+from llmux.testing import summary_totals
 
 from .conftest import AUTH
 
@@ -14,15 +15,7 @@ STREAM_PHASES = ("parse", "admission", "runtime", "first_write")
 
 
 def _phases(text: str, model: str) -> dict[str, tuple[float, float]]:
-    out: dict[str, list[float]] = {}
-    for line in text.splitlines():
-        for kind, prefix in enumerate(("llmux_chat_phase_seconds_sum{",
-                                        "llmux_chat_phase_seconds_count{")):
-            if line.startswith(prefix) and f'model="{model}"' in line:
-                name, value = line.rsplit(" ", 1)
-                phase = name.split('phase="', 1)[1].split('"', 1)[0]
-                out.setdefault(phase, [0.0, 0.0])[kind] = float(value)
-    return {k: (v[0], v[1]) for k, v in out.items()}
+    return summary_totals(text, "llmux_chat_phase_seconds", "phase", model=model)
 
 
 async def test_each_chat_request_reports_its_phases(aiohttp_client, demo_config, builtin_pm):
