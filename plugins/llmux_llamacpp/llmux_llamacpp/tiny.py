@@ -78,7 +78,6 @@ def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    tokens, types, merges = tokenizer()
     w = gguf.GGUFWriter(str(path), "qwen35")
     w.add_string("general.type", "model")
     w.add_name("llmux tiny qwen35")
@@ -104,17 +103,8 @@ def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
     w.add_uint32(f"{a}.full_attention_interval", 2)
     w.add_uint32(f"{a}.rope.dimension_count", 8)
     w.add_uint32("general.quantization_version", 2)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen35")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_eos_token_id(tokens.index("<|im_end|>"))
-    w.add_pad_token_id(tokens.index("<|endoftext|>"))
-    w.add_add_bos_token(False)
-    w.add_chat_template(chat_template)
+    n_vocab = _tokenizer(w, "qwen35", chat_template)
 
-    n_vocab = len(tokens)
     conv_dim = SSM_INNER + 2 * SSM_GROUPS * SSM_STATE
     tensors = {
         "token_embd.weight": _w(rng, n_vocab, HIDDEN, scale=1.0),
@@ -156,7 +146,6 @@ def write_llama_model(path: Path, chat_template: str, seed: int = 0) -> Path:
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    tokens, types, merges = tokenizer()
     w = gguf.GGUFWriter(str(path), "llama")
     w.add_string("general.type", "model")
     w.add_name("llmux tiny llama")
@@ -169,17 +158,9 @@ def write_llama_model(path: Path, chat_template: str, seed: int = 0) -> Path:
     w.add_float32("llama.rope.freq_base", 10000.0)
     w.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-6)
     w.add_uint32("general.file_type", 0)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_eos_token_id(tokens.index("<|im_end|>"))
-    w.add_pad_token_id(tokens.index("<|endoftext|>"))
-    w.add_add_bos_token(False)
-    w.add_chat_template(chat_template)
-    tensors = {"token_embd.weight": _w(rng, len(tokens), HIDDEN, scale=1.0),
-               "output.weight": _w(rng, len(tokens), HIDDEN), "output_norm.weight": _ones(HIDDEN)}
+    n_vocab = _tokenizer(w, "qwen2", chat_template)
+    tensors = {"token_embd.weight": _w(rng, n_vocab, HIDDEN, scale=1.0),
+               "output.weight": _w(rng, n_vocab, HIDDEN), "output_norm.weight": _ones(HIDDEN)}
     for il in (0, 1):
         tensors.update({
             f"blk.{il}.attn_norm.weight": _ones(HIDDEN),
@@ -194,6 +175,22 @@ def write_llama_model(path: Path, chat_template: str, seed: int = 0) -> Path:
         w.add_tensor(name, array)
     _finish(w)
     return path
+
+
+def _tokenizer(w, pre: str, chat_template: str) -> int:
+    """Write the shared byte-level BPE (:func:`tokenizer`), its special tokens and the
+    template; returns the vocabulary's size."""
+    tokens, types, merges = tokenizer()
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre(pre)
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(merges)
+    w.add_eos_token_id(tokens.index("<|im_end|>"))
+    w.add_pad_token_id(tokens.index("<|endoftext|>"))
+    w.add_add_bos_token(False)
+    w.add_chat_template(chat_template)
+    return len(tokens)
 
 
 def _ffn(rng, il: int) -> dict:
