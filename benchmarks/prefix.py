@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .harness import REPO, Row, Section, median, ratio
+from .harness import Row, Section, median, ratio
 
 TURNS_TARGET = 0.15  # turns 2..6, cached TTFT / cold TTFT
 SWAP_TARGET = 0.25  # after a swap away and back
@@ -95,14 +95,12 @@ def _once(plugin, model, handle, request) -> dict:
 
 def _transformers(work: Path, gb: float):
     import llmux_transformers
-    from llmux_transformers.tiny import checkpoints
 
     from llmux.types import PhysicalModel
 
-    folder = work / "prefix-qwen"
-    if not folder.exists():
-        folder.mkdir(parents=True)
-        checkpoints.build_qwen_text(folder, checkpoints.train_tokenizer())
+    from .tiny_models import qwen_checkpoint
+
+    folder = qwen_checkpoint(work)
     model = PhysicalModel(f"prefix-qwen-{gb:g}", "llm", "transformers", folder.name, work,
                           vram_gb=0.5, tools=True, chat_format="qwen3_5",
                           options={"max_context": 16384, "prompt_cache_gb": gb})
@@ -111,17 +109,13 @@ def _transformers(work: Path, gb: float):
 
 def _llamacpp(work: Path, gb: float):
     import llmux_llamacpp
-    from llmux_llamacpp.tiny import write_text_model
 
     from llmux.types import PhysicalModel
 
-    folder = work / "prefix-gguf"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.gguf"
-    if not path.exists():
-        template = REPO / "tests" / "chatformats" / "templates" / "qwen3_5.jinja"
-        write_text_model(path, template.read_text())
-    model = PhysicalModel(f"prefix-gguf-{gb:g}", "llm", "llamacpp", folder.name, work,
+    from .tiny_models import qwen_gguf
+
+    path = qwen_gguf(work)
+    model = PhysicalModel(f"prefix-gguf-{gb:g}", "llm", "llamacpp", path.parent.name, work,
                           vram_gb=0.5, tools=True, chat_format="qwen3_5",
                           options={"model_file": path.name, "n_ctx": 16384, "n_threads": 2,
                                    "prompt_cache_gb": gb})

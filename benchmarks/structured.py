@@ -251,14 +251,12 @@ def _decode_rate(infer, request) -> tuple[float, int]:
 
 def _transformers(work: Path):
     import llmux_transformers
-    from llmux_transformers.tiny import checkpoints
 
     from llmux.types import PhysicalModel
 
-    folder = work / "structured-qwen"
-    if not folder.exists():
-        folder.mkdir(parents=True)
-        checkpoints.build_qwen_text(folder, checkpoints.train_tokenizer())
+    from .tiny_models import qwen_checkpoint
+
+    folder = qwen_checkpoint(work)
     model = PhysicalModel("bench-qwen", "llm", "transformers", folder.name, work,
                           vram_gb=0.5, tools=True, chat_format="qwen3_5",
                           options={"max_context": 4096})
@@ -268,19 +266,13 @@ def _transformers(work: Path):
 
 def _llamacpp(work: Path):
     import llmux_llamacpp
-    from llmux_llamacpp.tiny import write_text_model
 
     from llmux.types import PhysicalModel
 
-    from .harness import REPO
+    from .tiny_models import qwen_gguf
 
-    folder = work / "structured-gguf"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "tiny.gguf"
-    if not path.exists():
-        template = REPO / "tests" / "chatformats" / "templates" / "qwen3_5.jinja"
-        write_text_model(path, template.read_text())
-    model = PhysicalModel("bench-gguf", "llm", "llamacpp", folder.name, work, vram_gb=0.5,
+    path = qwen_gguf(work)
+    model = PhysicalModel("bench-gguf", "llm", "llamacpp", path.parent.name, work, vram_gb=0.5,
                           tools=True, chat_format="qwen3_5",
                           options={"model_file": path.name, "n_ctx": 4096, "n_threads": 2})
     handle = llmux_llamacpp.load(model, "cpu")
