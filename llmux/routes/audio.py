@@ -108,7 +108,8 @@ async def transcriptions(request: web.Request) -> web.Response:
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
         result = await run_to_completion(
-            app[EXECUTOR], lambda: lease.backend.infer(lease.model, lease.handle, job, cancel), cancel
+            lease.executor or app[EXECUTOR],  # the model's own thread
+            lambda: lease.backend.infer(lease.model, lease.handle, job, cancel), cancel
         )
     duration = len(samples) / rate
     if fmt == "text":
@@ -169,7 +170,8 @@ async def speech(request: web.Request) -> web.Response:
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
         result = await run_to_completion(
-            app[EXECUTOR], lambda: lease.backend.infer(lease.model, lease.handle, job, cancel), cancel
+            lease.executor or app[EXECUTOR],  # the model's own thread
+            lambda: lease.backend.infer(lease.model, lease.handle, job, cancel), cancel
         )
     from ..audio.encode import change_speed, content_type, encode_audio
 

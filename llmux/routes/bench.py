@@ -68,7 +68,7 @@ async def bench(request: web.Request) -> web.Response:
                 halves[dev] = {"device": dev, "skipped": f"no GPU: {getattr(gpu, 'reason', '')}"}
                 continue
             async with manager.lease(name) as lease:
-                result = await run_to_completion(executor, functools.partial(
+                result = await run_to_completion(lease.executor or executor, functools.partial(
                     measure, _Cancellable(lease.backend, cancel), model, lease.handle, **kw),
                     cancel)
             halves[dev] = {"device": "cuda (as served)", **result}

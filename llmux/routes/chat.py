@@ -54,20 +54,23 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         stamps.append(("admission", time.perf_counter()))
         cancel = Cancellation()
 
+        executor = lease.executor or app[EXECUTOR]  # the model's own thread
+
         def generate():
             return lease.backend.infer(lease.model, lease.handle, chat, cancel)
 
         if not chat.stream:
-            return await _complete(request, generate, cancel, chat, (received, stamps))
-        bridge = EventBridge(generate, cancel, app[EXECUTOR])
+            return await _complete(executor, generate, cancel, chat, (received, stamps),
+                                   app[METRICS])
+        bridge = EventBridge(generate, cancel, executor)
         try:
             return await _stream(request, bridge, chat, usage_wanted, (received, stamps))
         finally:
             await bridge.aclose()
 
 
-async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
-                    timing: tuple) -> web.Response:
+async def _complete(executor, generate, cancel: Cancellation, chat: ChatRequest,
+                    timing: tuple, metrics) -> web.Response:
     """The whole answer in one trip to a worker thread and back."""
 
     def collect() -> tuple[Accumulator, float | None]:
@@ -80,8 +83,7 @@ async def _complete(request, generate, cancel: Cancellation, chat: ChatRequest,
                 break
         return acc, first
 
-    acc, first = await run_to_completion(request.app[EXECUTOR], collect, cancel)
-    metrics = request.app[METRICS]
+    acc, first = await run_to_completion(executor, collect, cancel)
     received, stamps = timing
     if first is not None:
         metrics.observe_ttft(chat.model, first - stamps[0][1])

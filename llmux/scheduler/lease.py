@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,9 @@ class Slot:
     loaded_since: float  # time.time()
     in_flight: int = 0  # leases held: calls running on the model, at most ``parallel``
     unloading: bool = False
+    #: The model's own threads (see :func:`llmux.scheduler.ledger.model_threads`): its load, calls and
+    #: unload run there and nowhere else. None only for slots built by hand in tests.
+    executor: Executor | None = None
 
     @property
     def parallel(self) -> int:
@@ -77,6 +81,11 @@ class Lease:
     @property
     def handle(self) -> Any:
         return self.slot.handle
+
+    @property
+    def executor(self) -> Executor | None:
+        """Where calls on this model run (its own threads)."""
+        return self.slot.executor
 
     def release(self) -> None:
         self.manager.release(self)
