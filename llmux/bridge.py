@@ -3,17 +3,27 @@
 The runtime's generator runs in a thread; the loop receives events in batches: the worker
 appends to a list under a lock and wakes the loop only when the loop is actually waiting,
 so a fast producer costs one wake-up per batch rather than one thread hop per token.
+
+A chat answer ends with its :class:`~llmux.types.Usage` event (the ``infer`` contract).
+What the runtime does after it (llama.cpp saves the conversation's state for the next
+turn: about 1 ms per MiB, hundreds of MiB for a long conversation at production size) is
+its own bookkeeping: the iteration ends at the Usage, so the client gets the end of its
+answer at once, while the worker finishes that work (``aclose`` then waits for it without
+cancelling it; the caller's lease on the model lasts until then).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import time
 from concurrent.futures import Executor
 from typing import Any, Callable, Iterator
 
-from .types import Cancellation
+from .types import Cancellation, Usage
 
+log = logging.getLogger("llmux.bridge")
 _SENTINEL = object()
 
 
@@ -25,7 +35,11 @@ class EventBridge:
         make_iterator: Callable[[], Iterator[Any]],
         cancel: Cancellation,
         executor: Executor | None,
+        *,
+        whole: bool = False,
     ) -> None:
+        """``whole``: hand everything over in one batch at the end of the answer (one
+        wake-up of the loop per request, for answers that are not streamed)."""
         self._make = make_iterator
         self._cancel = cancel
         self._executor = executor
@@ -35,14 +49,25 @@ class EventBridge:
         self._waiter: asyncio.Future | None = None
         self._error: BaseException | None = None
         self._finished = False
+        self.answered = False  # the Usage event was handed over: the answer is complete
+        self.first_at: float | None = None  # perf_counter() when the first event came
+        self._whole = whole
         self.future: asyncio.Future = self._loop.run_in_executor(executor, self._run)
 
     # ------------------------------------------------------------------ worker thread
 
     def _run(self) -> None:
+        late = 0
         try:
             iterator = self._make()
             for item in iterator:
+                if self.answered:
+                    late += 1  # the runtime's work after its answer yields nothing more
+                    continue
+                if isinstance(item, Usage):
+                    self.answered = True
+                    self._push(item, _SENTINEL)
+                    continue
                 self._push(item)
                 if self._cancel.cancelled:
                     close = getattr(iterator, "close", None)
@@ -50,13 +75,24 @@ class EventBridge:
                         close()
                     break
         except BaseException as exc:  # handed to the loop, re-raised there
-            self._error = exc
+            if self.answered:
+                log.error("the runtime raised after its answer was complete", exc_info=exc)
+            else:
+                self._error = exc
         finally:
-            self._push(_SENTINEL)
+            if not self.answered:
+                self._push(_SENTINEL)
+            elif late:
+                log.warning("the runtime yielded %d event(s) after Usage (the last event of "
+                            "an answer); they were dropped", late)
 
-    def _push(self, item: Any) -> None:
+    def _push(self, *items: Any) -> None:
         with self._lock:
-            self._items.append(item)
+            if self.first_at is None:
+                self.first_at = time.perf_counter()
+            self._items.extend(items)
+            if self._whole and items[-1] is not _SENTINEL:
+                return
             waiter, self._waiter = self._waiter, None
         if waiter is not None:
             self._loop.call_soon_threadsafe(_wake, waiter)
@@ -88,12 +124,14 @@ class EventBridge:
             await waiter
 
     async def aclose(self) -> None:
-        """Cancel generation and wait until the worker has really stopped.
+        """Cancel generation (unless the answer is complete) and wait until the worker has
+        really stopped.
 
         The caller holds the model's lease until this returns, so a model is never evicted
-        while its runtime is still generating in a thread.
+        while its runtime is still generating in a thread, or finishing after its answer.
         """
-        self._cancel.cancel()
+        if not self.answered:
+            self._cancel.cancel()
         interrupted = False
         while not self.future.done():
             try:

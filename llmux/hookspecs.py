@@ -106,7 +106,9 @@ def infer(
 
     - :class:`llmux.ChatRequest` -> an iterator of chat events: ``ReasoningDelta``,
       ``ContentDelta``, ``ToolCallDelta`` in generation order, then one ``Finish`` and one
-      ``Usage``. The core pulls it from a worker thread; yield as tokens arrive.
+      ``Usage``. The core pulls it from the model's own thread; yield as tokens arrive. The
+      ``Usage`` ends the client's answer: work after it (saving state) does not delay the
+      client, and the model stays leased until the iterator returns.
     - :class:`llmux.TranscriptionRequest` -> a :class:`llmux.Transcription`.
     - :class:`llmux.SpeechRequest` -> a :class:`llmux.Speech`.
 

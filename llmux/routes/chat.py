@@ -15,7 +15,7 @@ import time
 from aiohttp import web
 
 from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, METRICS
-from ..bridge import EventBridge, run_to_completion
+from ..bridge import EventBridge
 from ..errors import LlmuxError
 from ..middlewares import MODEL, internal_error
 from ..openai.chat import include_usage, parse_chat_request
@@ -50,48 +50,70 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
     started = time.perf_counter()
     stamps = [("parse", started)]
-    async with app[MANAGER].lease(physical.name) as lease:
+    manager = app[MANAGER]
+    lease = await manager.acquire(physical.name)
+    bridge = None
+    try:
         stamps.append(("admission", time.perf_counter()))
         cancel = Cancellation()
-
         executor = lease.executor or app[EXECUTOR]  # the model's own thread
 
         def generate():
             return lease.backend.infer(lease.model, lease.handle, chat, cancel)
 
+        bridge = EventBridge(generate, cancel, executor, whole=not chat.stream)
         if not chat.stream:
-            return await _complete(executor, generate, cancel, chat, (received, stamps),
-                                   app[METRICS])
-        bridge = EventBridge(generate, cancel, executor)
+            return await _complete(request, bridge, chat, (received, stamps))
+        return await _stream(request, bridge, chat, usage_wanted, (received, stamps))
+    finally:
+        if bridge is not None and bridge.answered and not bridge.future.done():
+            _finish_later(bridge, lease)  # the client has its whole answer
+        else:
+            try:
+                if bridge is not None:
+                    await bridge.aclose()
+            finally:
+                lease.release()
+
+
+#: The runtimes' work after their answers (see llmux.bridge), each holding its lease.
+_tails: set[asyncio.Task] = set()
+
+
+def _finish_later(bridge: EventBridge, lease) -> None:
+    """Let the handler return (its connection free for the client's next request) while the
+    runtime finishes after its answer; the model stays leased until then."""
+
+    async def finish() -> None:
         try:
-            return await _stream(request, bridge, chat, usage_wanted, (received, stamps))
-        finally:
             await bridge.aclose()
+        finally:
+            lease.release()
+
+    task = asyncio.create_task(finish())
+    _tails.add(task)
+    task.add_done_callback(_tails.discard)
 
 
-async def _complete(executor, generate, cancel: Cancellation, chat: ChatRequest,
-                    timing: tuple, metrics) -> web.Response:
-    """The whole answer in one trip to a worker thread and back."""
-
-    def collect() -> tuple[Accumulator, float | None]:
-        acc, first = Accumulator(), None
-        for event in generate():
-            if first is None:
-                first = time.perf_counter()
-            acc.add((event,))
-            if cancel.cancelled:
-                break
-        return acc, first
-
-    acc, first = await run_to_completion(executor, collect, cancel)
+async def _complete(request, bridge: EventBridge, chat: ChatRequest,
+                    timing: tuple) -> web.Response:
+    """The whole answer in one hand-over from the worker thread; sent as soon as it is
+    complete (the runtime may still be finishing its own work, under the caller's lease)."""
+    acc = Accumulator()
+    async for batch in bridge:
+        acc.add(batch)
+    metrics = request.app[METRICS]
     received, stamps = timing
-    if first is not None:
-        metrics.observe_ttft(chat.model, first - stamps[0][1])
-        metrics.observe_phases(chat.model, [*stamps, ("runtime", first)], received)
+    if bridge.first_at is not None:
+        metrics.observe_ttft(chat.model, bridge.first_at - stamps[0][1])
+        metrics.observe_phases(chat.model, [*stamps, ("runtime", bridge.first_at)], received)
     if acc.usage:
         metrics.add_tokens(chat.model, acc.usage.completion_tokens)
         metrics.add_prompt(chat.model, acc.usage)
-    return web.json_response(acc.response(chat.model))
+    response = web.json_response(acc.response(chat.model))
+    await response.prepare(request)
+    await response.write_eof()
+    return response
 
 
 class StalledReader(Exception):
