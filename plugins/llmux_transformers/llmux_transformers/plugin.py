@@ -164,6 +164,9 @@ def unload(model: PhysicalModel, handle: Any) -> None:
 
     with handle.lock:  # never free a model under a running generation
         device = handle.plan.device
+        close = getattr(handle, "close", None)
+        if close is not None:  # a chat handle: its compute thread ends
+            close()
         for attr in ("model", "tokenizer", "vision", "processor"):  # chat or ASR handle
             if hasattr(handle, attr):
                 setattr(handle, attr, None)

@@ -1,4 +1,5 @@
-"""The generation thread ends before its iterator does, and a cancellation reaches inside a
+"""The generation ends before its iterator does, every generation of a loaded model runs on
+the model's one compute thread (which the unload ends), and a cancellation reaches inside a
 single forward (between decoder layers) and the ASR encoder. Ordering is checked with
 events, never with durations."""
 
@@ -93,10 +94,20 @@ class _OnError(logging.Handler):
         self.event.set()
 
 
-def test_closing_the_iterator_waits_for_the_generation_thread(loaded, monkeypatch):
+def test_closing_the_iterator_waits_for_the_generation(loaded, monkeypatch):
     pm, handle = loaded
     blocker = Blocker(block_at=3)
-    monkeypatch.setattr(chat, "JOIN_SECONDS", 0)  # the close finds the thread still running
+    monkeypatch.setattr(chat, "JOIN_SECONDS", 0)  # the close finds the generation running
+    ended = threading.Event()
+    generate = chat._generate_in_thread
+
+    def generate_then_say_so(*args):
+        try:
+            generate(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(chat, "_generate_in_thread", generate_then_say_so)
     handler = _OnError(blocker.proceed)  # ... says so, and only then is it let go
     logging.getLogger(chat.__name__).addHandler(handler)
     chat.EXTRA_LOGITS_PROCESSORS.append(blocker.factory)
@@ -106,13 +117,37 @@ def test_closing_the_iterator_waits_for_the_generation_thread(loaded, monkeypatc
         assert isinstance(first, ContentDelta)
         assert blocker.running.wait(WAIT_S)
         events.close()  # the client left
-        assert blocker.proceed.is_set()  # close found the thread running ...
-        assert not blocker.thread.is_alive()  # ... and returned only once it had ended
+        assert blocker.proceed.is_set()  # close found the generation running ...
+        assert ended.is_set()  # ... and returned only once it had ended
     finally:
         chat.EXTRA_LOGITS_PROCESSORS.remove(blocker.factory)
         logging.getLogger(chat.__name__).removeHandler(handler)
     assert blocker.steps <= blocker.block_at + 2  # and it stopped generating
     assert not handle.lock.locked()
+
+
+def test_generations_share_the_models_compute_thread_until_the_unload(models_dir):
+    pm = physical(models_dir)
+    handle = llmux_transformers.load(pm, "cpu")
+    threads = []
+    try:
+        for content in ("Hello", LONG):  # the second prefilled in slices
+            blocker = Blocker(block_at=10**6)  # never blocks: notes the thread
+            chat.EXTRA_LOGITS_PROCESSORS.append(blocker.factory)
+            try:
+                handle.prefill_chunk = 16
+                events = list(llmux_transformers.infer(pm, handle, request(pm, content, 4),
+                                                       Cancellation()))
+            finally:
+                chat.EXTRA_LOGITS_PROCESSORS.remove(blocker.factory)
+            assert isinstance(events[-1], Usage) and events[-1].completion_tokens == 4
+            threads.append(blocker.thread)
+    finally:
+        llmux_transformers.unload(pm, handle)
+    (thread,) = set(threads)  # one thread for every generation of the loaded model
+    assert thread is not threading.current_thread()  # not the consumer's
+    thread.join(WAIT_S)
+    assert not thread.is_alive()  # the unload ended it
 
 
 @pytest.mark.parametrize("chunk", [0, 16])
@@ -144,7 +179,9 @@ def test_cancel_inside_one_forward_stops_at_the_next_layer(loaded, chunk):
     assert events[-1].prompt_tokens > chunk + 1
     assert not any(isinstance(e, ContentDelta) for e in events)
     assert not handle.lock.locked()
-    assert not [t for t in threading.enumerate() if t.name.startswith("llmux-generate-")]
+    # no thread of its own per request: the model's one compute thread
+    assert len([t for t in threading.enumerate()
+                if t.name.startswith(f"llmux-{pm.name}-generate")]) == 1
     assert not [h for layer in layers for h in layer._forward_pre_hooks.values()]
     # the model is intact: the next request generates
     handle.prefill_chunk = 1024
