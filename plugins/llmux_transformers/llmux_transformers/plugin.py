@@ -123,10 +123,26 @@ def load(model: PhysicalModel, device: str | None) -> Any:
             from .asr import load_asr
 
             return load_asr(model, ckpt, target)
-        return _load_chat(model, ckpt, target)
+        return _on_compute_thread(model, ckpt, target)
     except BaseException:
         free_memory(target)
         raise
+
+
+def _on_compute_thread(model: PhysicalModel, ckpt: Checkpoint, device: str) -> Any:
+    """Load a chat model on the thread its generations will run on (``ChatModel.compute``):
+    torch's parallel work at load (weights converted, moved) then starts the one OpenMP
+    team that its generations use, instead of a second one on the caller's thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    compute = ThreadPoolExecutor(1, thread_name_prefix=f"llmux-{model.name}-generate")
+    try:
+        handle = compute.submit(_load_chat, model, ckpt, device).result()
+    except BaseException:
+        compute.shutdown(wait=False)
+        raise
+    handle.compute = compute
+    return handle
 
 
 def _load_chat(model: PhysicalModel, ckpt: Checkpoint, device: str) -> Any:
