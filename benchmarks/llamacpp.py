@@ -61,6 +61,11 @@ DECODE_TARGET = 0.97  # llmux / direct decode tokens/s
 TTFT_TARGET_MS = 5.0  # llmux TTFT minus direct TTFT
 CONCURRENT_TARGET = 0.95  # 16 concurrent through llmux / direct sequential throughput
 PROMPT = "Tell me a story about a small robot and a big cat, in three short paragraphs."
+# Before each measured request: the previous way's process may still be working when its
+# client has the last token (llmux saves the answer's state after the response; every
+# OpenMP runtime spins a few ms after its last parallel region), and that work would land
+# on the next way's first token, whichever way that is.
+SETTLE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,7 @@ async def run(work: Path, smoke: bool) -> Section:
             for i in range(sizes.runs):
                 order = ways[i % len(ways):] + ways[:i % len(ways)]  # rotate who goes first
                 for way in order:
+                    await asyncio.sleep(SETTLE_S)
                     # The same prompt for every way in a round (their caches are separate).
                     runs[way].append(await one(way, f"Run {i}", sizes.max_tokens))
             section.data["ttft_breakdown"] = await _breakdown(

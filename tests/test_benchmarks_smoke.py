@@ -74,6 +74,9 @@ async def test_bench_route_measures_the_cpu_half_and_says_why_not_the_gpu(
                                    "max_tokens": 4})
     half = (await resp.json())["devices"]["cpu"]
     assert half["completion_tokens"] == 4 and half["ttft_ms"] is not None
+    # measured in a process of its own, not beside the server's OpenMP teams
+    assert half["process"].startswith("its own") and half["pid"] != os.getpid()
+    assert half["settings"]["device"] == "cpu"
 
 
 async def test_bench_route_is_admin_only_and_validates(aiohttp_client, demo_config, builtin_pm):

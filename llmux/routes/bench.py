@@ -5,24 +5,31 @@ Body: ``{"model": NAME, "device": "cpu"|"cuda"|"both", "runs": 3, "max_tokens": 
 - The GPU half runs on the model as the server serves it: under a normal lease from the
   scheduler (which loads it, evicting by the VRAM budget as for any request), so the VRAM
   ledger stays true. Requests to the same model meanwhile share it and slow the figures.
-- The CPU half loads a second copy with ``device="cpu"`` outside the scheduler (it takes no
-  VRAM) and unloads it afterwards.
+- The CPU half runs in a process of its own (``llmux bench --standalone --device cpu`` on
+  this server's config: a CPU copy loaded, measured on every core, unloaded). In this
+  process the served models' threads hold OpenMP teams of the same runtimes, and with more
+  OpenMP threads than CPUs libgomp nearly stops spinning in every team: a CPU copy measured
+  here would run throttled (a second team cut llama.cpp's decode by 16% on 2 cores) and
+  inflate the speed-up.
 - Without a GPU the CPU half is measured and the GPU half says why it was not.
 - A client that leaves cancels the runs (every ``infer`` gets the bench's cancellation), and
-  the handler still waits for its worker thread (:func:`~llmux.bridge.run_to_completion`):
-  the lease, or the CPU copy, outlives the work that uses it.
+  the handler still waits for the model's thread (:func:`~llmux.bridge.run_to_completion`):
+  the lease outlives the work that uses it. The CPU half's process is killed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import json
+import sys
 from typing import Any
 
 from aiohttp import web
 
-from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, RUNTIMES, api_key_of
+from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, api_key_of
 from ..bridge import run_to_completion
-from ..measure import DEVICES, load_and_measure, measure, result_of
+from ..measure import DEVICES, measure, result_of
 from ..errors import InvalidRequest, ModelNotFound, PermissionDenied
 from ..types import Cancellation
 from .common import read_json
@@ -73,13 +80,32 @@ async def bench(request: web.Request) -> web.Response:
                     cancel)
             halves[dev] = {"device": "cuda (as served)", **result}
         else:
-            backend = _Cancellable(app[RUNTIMES].get(model.backend), cancel)
-            try:
-                halves[dev] = await run_to_completion(executor, functools.partial(
-                    load_and_measure, backend, model, "cpu", **kw), cancel)
-            except Exception as exc:  # the CPU copy may not fit RAM, or the runtime refuses
-                halves[dev] = {"device": dev, "error": f"{type(exc).__name__}: {exc}"}
+            halves[dev] = await _cpu_half(config, model.name, runs, max_tokens)
     return web.json_response(result_of(model, halves, found, "server"))
+
+
+async def _cpu_half(config, name: str, runs: int, max_tokens: int) -> dict:
+    """``llmux bench --standalone --device cpu`` on this server's config, in a process of
+    its own (killed if the client leaves); its CPU half, or why there is none."""
+    argv = [sys.executable, "-m", "llmux", "--log-level", "WARNING", "bench", name,
+            "--standalone", "--device", "cpu", "--config", str(config.directory),
+            "--runs", str(runs), "--max-tokens", str(max_tokens), "--json"]
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await proc.communicate()
+    except asyncio.CancelledError:
+        proc.kill()
+        await proc.wait()
+        raise
+    try:
+        half = json.loads(out)["devices"]["cpu"]
+    except (ValueError, KeyError, TypeError):
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        return {"device": "cpu", "error": f"llmux bench (CPU half) exited with "
+                                          f"{proc.returncode}: {' / '.join(tail)}"}
+    return {**half, "process": "its own: llmux bench --standalone --device cpu",
+            "pid": proc.pid}
 
 
 class _Cancellable:
