@@ -94,20 +94,10 @@ class _OnError(logging.Handler):
         self.event.set()
 
 
-def test_closing_the_iterator_waits_for_the_generation(loaded, monkeypatch):
+def test_closing_the_iterator_waits_for_the_generation(loaded, monkeypatch, generation_ended):
     pm, handle = loaded
     blocker = Blocker(block_at=3)
     monkeypatch.setattr(chat, "JOIN_SECONDS", 0)  # the close finds the generation running
-    ended = threading.Event()
-    generate = chat._generate_in_thread
-
-    def generate_then_say_so(*args):
-        try:
-            generate(*args)
-        finally:
-            ended.set()
-
-    monkeypatch.setattr(chat, "_generate_in_thread", generate_then_say_so)
     handler = _OnError(blocker.proceed)  # ... says so, and only then is it let go
     logging.getLogger(chat.__name__).addHandler(handler)
     chat.EXTRA_LOGITS_PROCESSORS.append(blocker.factory)
@@ -118,7 +108,7 @@ def test_closing_the_iterator_waits_for_the_generation(loaded, monkeypatch):
         assert blocker.running.wait(WAIT_S)
         events.close()  # the client left
         assert blocker.proceed.is_set()  # close found the generation running ...
-        assert ended.is_set()  # ... and returned only once it had ended
+        assert generation_ended.is_set()  # ... and returned only once it had ended
     finally:
         chat.EXTRA_LOGITS_PROCESSORS.remove(blocker.factory)
         logging.getLogger(chat.__name__).removeHandler(handler)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import threading
 import time
 
 import openai
@@ -187,18 +186,10 @@ def test_image_to_gpt_oss_is_400(client):
 
 
 def test_a_cancelled_stream_stops_generate_long_before_max_tokens(client, recorder,
-                                                                  monkeypatch):
+                                                                  generation_ended):
     from llmux_transformers import chat
 
     steps: list[int] = []
-    ended = threading.Event()
-    generate = chat._generate_in_thread
-
-    def watched(*args):
-        try:
-            generate(*args)
-        finally:
-            ended.set()
 
     def factory(request, tokenizer, prompt_ids):
         ends = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
@@ -211,7 +202,6 @@ def test_a_cancelled_stream_stops_generate_long_before_max_tokens(client, record
 
         return slow
 
-    monkeypatch.setattr(chat, "_generate_in_thread", watched)
     chat.EXTRA_LOGITS_PROCESSORS.append(factory)
     try:
         stream = client.chat.completions.create(
@@ -222,10 +212,10 @@ def test_a_cancelled_stream_stops_generate_long_before_max_tokens(client, record
             received += bool(chunk.choices and chunk.choices[0].delta.content)
             if received >= 3:
                 break
-        assert not ended.is_set(), "generation is running"
+        assert not generation_ended.is_set(), "generation is running"
         stream.close()
         at_close = len(steps)
-        assert ended.wait(60)  # the generation ended with nobody reading it ...
+        assert generation_ended.wait(60)  # the generation ended with nobody reading it ...
         assert len(steps) - at_close < 100  # ... within a few tokens, far from max_tokens
     finally:
         chat.EXTRA_LOGITS_PROCESSORS.remove(factory)

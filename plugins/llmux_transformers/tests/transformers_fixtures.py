@@ -178,6 +178,26 @@ def recorder():
     chat.EXTRA_LOGITS_PROCESSORS.remove(rec)
 
 
+@pytest.fixture
+def generation_ended(monkeypatch):
+    """A ``threading.Event`` set whenever a generation on a compute thread has ended."""
+    import threading
+
+    from llmux_transformers import chat
+
+    ended = threading.Event()
+    generate = chat._generate_in_thread
+
+    def watched(*args):
+        try:
+            generate(*args)
+        finally:
+            ended.set()
+
+    monkeypatch.setattr(chat, "_generate_in_thread", watched)
+    return ended
+
+
 # --------------------------------------------------------------------------- speech-to-text
 
 
