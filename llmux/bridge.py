@@ -5,11 +5,12 @@ appends to a list under a lock and wakes the loop only when the loop is actually
 so a fast producer costs one wake-up per batch rather than one thread hop per token.
 
 A chat answer ends with its :class:`~llmux.types.Usage` event (the ``infer`` contract).
-What the runtime does after it (llama.cpp saves the conversation's state for the next
-turn: about 1 ms per MiB, hundreds of MiB for a long conversation at production size) is
-its own bookkeeping: the iteration ends at the Usage, so the client gets the end of its
-answer at once, while the worker finishes that work (``aclose`` then waits for it without
-cancelling it; the caller's lease on the model lasts until then).
+What the runtime does after it is its own bookkeeping (llama.cpp saves an attention-only
+model's KV cache for the next turn: about 1 ms per MiB measured on 2 CPU cores, and a
+Llama-3-8B shape holds 128 KiB per token, 0.5 GiB at 4k tokens). The iteration ends at the
+Usage, so the client gets the end of its answer at once, while the worker finishes that
+work (``aclose`` then waits for it without cancelling it; the caller's lease on the model
+lasts until then).
 """
 
 from __future__ import annotations
