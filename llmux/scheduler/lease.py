@@ -27,8 +27,8 @@ class Slot:
     loaded_since: float  # time.time()
     in_flight: int = 0  # leases held: calls running on the model, at most ``parallel``
     unloading: bool = False
-    #: The model's own threads (see :func:`llmux.scheduler.ledger.model_threads`): its load, calls and
-    #: unload run there and nowhere else. None only for slots built by hand in tests.
+    #: The model's own threads (:func:`llmux.scheduler.ledger.model_threads`): its load,
+    #: calls and unload run there and nowhere else. None only for slots built in tests.
     executor: Executor | None = None
 
     @property
