@@ -65,13 +65,9 @@ def create_app(
 
 async def _lifecycle(app: web.Application):
     config = app[CONFIG]
-    # Model work runs in these threads. A request takes one only once the scheduler has
-    # admitted it to one of its model's parallel slots (waiters wait on the event loop), so
-    # the calls running at once are bounded by the models' slots; the rest is headroom for
-    # short work outside a lease (decoding, encoding audio).
-    executor = ThreadPoolExecutor(
-        max_workers=_model_threads(app) + 16, thread_name_prefix="llmux-model"
-    )
+    # Short work outside any lease (decoding and encoding audio, the benchmark route's
+    # bookkeeping). Model work runs in each loaded model's own threads (Slot.executor).
+    executor = ThreadPoolExecutor(max_workers=16, thread_name_prefix="llmux-work")
     app[EXECUTOR] = executor
     manager = app[MANAGER]
     await manager.start(preload=config.server.preload)
@@ -84,13 +80,6 @@ async def _lifecycle(app: web.Application):
     finally:
         await manager.close()
         executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _model_threads(app: web.Application) -> int:
-    """Every physical model's parallel slots: the most calls that can ever run at once."""
-    runtimes = app[RUNTIMES]
-    return sum(max(1, runtimes.get(m.backend).info.parallel)
-               for m in app[CONFIG].physical.values() if runtimes.has(m.backend))
 
 
 class AccessLogger(AbstractAccessLogger):
