@@ -44,7 +44,7 @@ class Ledger:
         self.measured: dict[str, float] = {}  # by the plugin's own count; kept after unload
         self.events: deque[dict] = deque(maxlen=100_000)  # what happened, for tests
         self.last_load_seconds = 1.0
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="llmux-model")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="llmux-scheduler")  # sizing
 
     @property
     def usable_gb(self) -> float:
