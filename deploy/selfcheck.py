@@ -147,7 +147,7 @@ KERNEL_USES = {
 def kernel_spec(kind: str) -> tuple[str, int | None]:
     """(repo, version) of a hub kernel, named as the transformers plugin names them."""
     if kind == "mxfp4":
-        from llmux_transformers.loading import MXFP4_KERNELS
+        from llmux_transformers.cuda_kernels import MXFP4_KERNELS
 
         return MXFP4_KERNELS, 1
     from transformers.integrations.hub_kernels import _HUB_KERNEL_MAPPING

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import wave
 from contextlib import contextmanager
 from pathlib import Path
+
+from llmux.audio.encode import encode_audio
 
 from .variants import MULTILINGUAL_LANGUAGES
 
@@ -68,12 +69,7 @@ def write_clip(path: Path, seconds: float, pitch: float, seed: int) -> Path:
     voiced = sum(np.sin(k * phase) / k for k in range(1, 8))
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
     audio = 0.2 * voiced * envelope + 0.01 * rng.standard_normal(t.size)
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(SAMPLE_RATE)
-        out.writeframes(pcm.tobytes())
+    path.write_bytes(encode_audio(audio, SAMPLE_RATE, "wav"))  # 16-bit mono, as served
     return path
 
 

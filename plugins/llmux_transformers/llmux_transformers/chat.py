@@ -6,16 +6,11 @@ Long prompts are prefilled in slices of ``prefill_chunk`` tokens (:mod:`.prefill
 compute thread, under the model's lock, before ``generate`` runs; a cancellation stops the
 prefill between slices, and any forward between two layers (:func:`.prefill.interruptible`).
 
-The compute thread is the handle's, one for the model's whole residency (``ChatModel.close``
-ends it): torch's OpenMP runtime gives each thread that computes a team of helpers, and with
-more teams than CPUs every team sleeps between parallel regions. With another team alive
-(the loading thread's, say) a new thread per request decoded 11% slower (52.7 against 59.0
-tokens/s, a 100 M-parameter random Qwen3, 2 cores); the model is loaded on this thread too
-(``plugin._on_compute_thread``). Through ``llmux serve`` on a 55 M Qwen3.5: 45.5 tokens/s,
-against 44.1 with a thread per request.
-However the iterator ends (finished, closed by a client that left, an error), it stops the
-generation and waits for it before returning, so the caller's lease on the model outlives
-every use of it.
+The compute thread is the handle's, for the model's whole residency (it also loads the
+model; ``ChatModel.close`` ends it): one torch OpenMP team per model, where a thread per
+request added a team (measured in docs/plugins.md, Threads). However the iterator ends
+(finished, closed by a client that left, an error), it stops the generation and waits for
+it before returning, so the caller's lease on the model outlives every use of it.
 
 Hot path: the compute thread hands each new token id to a ``SimpleQueue``; the consumer (the
 model's thread in the core, pulling this iterator) decodes it incrementally (two short

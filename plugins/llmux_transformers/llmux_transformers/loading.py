@@ -22,19 +22,18 @@ from llmux.errors import InsufficientVram, ModelLoadError
 from llmux.kit import choose_device, free_device_memory
 from llmux.types import PhysicalModel
 
+from . import cuda_kernels
 from . import estimate as sizes
 from .checkpoint import TORCH_DTYPE_BYTES, Checkpoint
+from .cuda_kernels import KERNELS_DIR_ENV, MXFP4_KERNELS
 from .estimate import DEFAULT_KEEP, Estimate, GiB, estimate, estimate_asr, weights_bytes
 
 log = logging.getLogger(__name__)
 
 FP8_CAPABILITY = (8, 9)  # fine-grained FP8 kernels (Ada, Hopper, Blackwell)
-MXFP4_CAPABILITY = (7, 5)  # transformers' MXFP4 Triton path
 # The GPU an estimate sizes for when it cannot look (check-config, a CPU-only machine): the
 # production RTX 5070 Ti, FP8-capable, with the MXFP4 kernels installed.
 SIZED_CAPABILITY = (12, 0)
-MXFP4_KERNELS = "kernels-community/gpt-oss-triton-kernels"
-KERNELS_DIR_ENV = "LLMUX_KERNELS_DIR"
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def plan(ckpt: Checkpoint, device: str, options: Mapping[str, Any], *,
             return Plan(device, dtype, method, True, "FP8 kernels need a CUDA GPU")
         if _probe_capability(device, probe) < FP8_CAPABILITY:
             return Plan(device, dtype, method, True, "FP8 needs compute capability 8.9 or newer")
-        missing = fp8_kernels_missing(device, options) if probe else None
+        missing = cuda_kernels.fp8_missing(device, options) if probe else None
         if missing:
             return Plan(device, dtype, method, True, f"FP8 needs {missing}")
     elif method == "compressed-tensors":
@@ -114,7 +113,7 @@ def plan(ckpt: Checkpoint, device: str, options: Mapping[str, Any], *,
     elif method == "mxfp4":
         if not cuda:
             return Plan(device, dtype, method, True, "no MXFP4 kernels on CPU")
-        missing = mxfp4_kernels_missing(device, options) if probe else None
+        missing = cuda_kernels.mxfp4_missing(device, options) if probe else None
         if missing:
             if not options.get("allow_dequantise"):
                 raise ModelLoadError(
@@ -160,14 +159,14 @@ def _quantize_on_load(ckpt: Checkpoint, device: str, dtype: str, wanted: str,
             why = (f"FP8 needs compute capability 8.9 or newer; {device} has "
                    f"{capability[0]}.{capability[1]}")
         else:
-            missing = fp8_kernels_missing(device, options) if probe else None
+            missing = cuda_kernels.fp8_missing(device, options) if probe else None
             why = f"FP8 needs {missing}" if missing else ""
         if why:
             if probe:
                 log.warning("%s: options.quantize: fp8 not applied: %s", name, why)
             return Plan(device, dtype, None, False, why)
         return Plan(device, dtype, None, False, quantize="fp8", keep=keep)
-    missing = mxfp4_kernels_missing(device, options) if probe else None
+    missing = cuda_kernels.mxfp4_missing(device, options) if probe else None
     if missing:
         unquantised = weights_bytes(ckpt, dtype, dequantise=False) / GiB
         quantised = weights_bytes(ckpt, dtype, dequantise=False, quantize="mxfp4",
@@ -187,59 +186,7 @@ def _quantize_on_load(ckpt: Checkpoint, device: str, dtype: str, wanted: str,
 
 
 def _probe_capability(device: str, probe: bool) -> tuple[int, int]:
-    return _capability(device) if probe else SIZED_CAPABILITY
-
-
-def _capability(device: str) -> tuple[int, int]:
-    import torch
-
-    return torch.cuda.get_device_capability(torch.device(device))
-
-
-def mxfp4_kernels_missing(device: str, options: Mapping[str, Any]) -> str | None:
-    """What transformers' MXFP4 CUDA path lacks here, or None when it will run quantised.
-
-    transformers fetches the Triton kernels with ``kernels.get_kernel`` at load time; here
-    they are looked up in the local kernel cache (``options.kernels_dir``,
-    ``$LLMUX_KERNELS_DIR`` or ``$KERNELS_CACHE``, else the HuggingFace cache), offline.
-    """
-    if _capability(device) < MXFP4_CAPABILITY:
-        return "a GPU of compute capability 7.5 or newer"
-    from transformers.utils.import_utils import is_triton_available
-
-    if not is_triton_available("3.4.0"):
-        return "triton >= 3.4"
-    return _hub_kernel_missing(MXFP4_KERNELS, 1, options)
-
-
-def fp8_kernels_missing(device: str, options: Mapping[str, Any]) -> str | None:
-    """What transformers' fine-grained FP8 CUDA path lacks here, or None.
-
-    Its ``FP8Linear`` runs a hub kernel (``kernels-community/finegrained-fp8``, fetched with
-    ``kernels`` at the first forward, not at load; DeepGEMM, when present, is preferred and
-    falls back to it). Without it, generation fails offline: so it is looked up in the local
-    kernel cache before loading, as for MXFP4."""
-    from transformers.integrations.hub_kernels import _HUB_KERNEL_MAPPING
-
-    kernel = _HUB_KERNEL_MAPPING["finegrained-fp8"]
-    return _hub_kernel_missing(kernel["repo_id"], kernel.get("version"), options)
-
-
-def _hub_kernel_missing(repo: str, version: int | None, options: Mapping[str, Any]) -> str | None:
-    from transformers.utils.import_utils import is_kernels_available
-
-    if not is_kernels_available():
-        return "the `kernels` package"
-    where = options.get("kernels_dir") or os.environ.get(KERNELS_DIR_ENV)
-    if where:
-        os.environ["KERNELS_CACHE"] = str(where)
-    try:
-        from kernels import get_kernel
-
-        get_kernel(repo, version=version)
-    except Exception as exc:  # not cached: the hub is not reachable in production
-        return f"the {repo} kernels in the local cache ({exc})"
-    return None
+    return cuda_kernels.capability(device) if probe else SIZED_CAPABILITY
 
 
 # --------------------------------------------------------------------------- the fit check

@@ -185,20 +185,20 @@ def test_quantisation_plans(models_dir, tmp_path, monkeypatch):
     import shutil
 
     from llmux import ModelLoadError
-    from llmux_transformers import loading
+    from llmux_transformers import cuda_kernels, loading
 
     mxfp4 = Checkpoint.open(models_dir / "gpt-oss-mxfp4")
     assert loading.plan(mxfp4, "cpu", {}).describe() == (
         "mxfp4 dequantised to float32 on cpu (no MXFP4 kernels on CPU)"
     )
     # On a CUDA GPU without triton/kernels: a clear error, or dequantised when allowed.
-    monkeypatch.setattr(loading, "_capability", lambda device: (12, 0))
-    monkeypatch.setattr(loading, "mxfp4_kernels_missing", lambda device, options: "triton >= 3.4")
+    monkeypatch.setattr(cuda_kernels, "capability", lambda device: (12, 0))
+    monkeypatch.setattr(cuda_kernels, "mxfp4_missing", lambda device, options: "triton >= 3.4")
     with pytest.raises(ModelLoadError, match="MXFP4 on CUDA needs triton >= 3.4.*kernels_dir"):
         loading.plan(mxfp4, "cuda", {})
     assert loading.plan(mxfp4, "cuda", {"allow_dequantise": True}).dequantise
     fp8 = Checkpoint.open(models_dir / "qwen-fp8")
-    monkeypatch.setattr(loading, "fp8_kernels_missing", lambda device, options: None)
+    monkeypatch.setattr(cuda_kernels, "fp8_missing", lambda device, options: None)
     assert loading.plan(fp8, "cuda", {}) == loading.Plan("cuda", "bfloat16", "fp8", False)
     # compressed-tensors checkpoints need the optional package.
     folder = tmp_path / "ct"

@@ -21,7 +21,7 @@ import llmux_transformers
 from llmux import Cancellation, ChatRequest, InsufficientVram, ModelLoadError, SamplingParams
 from llmux.chatformats import get_format
 from llmux.types import PhysicalModel
-from llmux_transformers import estimate, loading
+from llmux_transformers import cuda_kernels, estimate, loading
 from llmux_transformers.checkpoint import UNLOADED_TENSORS, Checkpoint
 from llmux_transformers.estimate import GiB, weights_bytes
 
@@ -37,9 +37,9 @@ def physical(models_dir: Path, name: str, **options) -> PhysicalModel:
 
 def on_cuda(monkeypatch, capability=(12, 0), kernels_missing=None, fp8_missing=None):
     """A CUDA device of ``capability`` as loading.plan sees it, with or without the kernels."""
-    monkeypatch.setattr(loading, "_capability", lambda device: capability)
-    monkeypatch.setattr(loading, "mxfp4_kernels_missing", lambda device, options: kernels_missing)
-    monkeypatch.setattr(loading, "fp8_kernels_missing", lambda device, options: fp8_missing)
+    monkeypatch.setattr(cuda_kernels, "capability", lambda device: capability)
+    monkeypatch.setattr(cuda_kernels, "mxfp4_missing", lambda device, options: kernels_missing)
+    monkeypatch.setattr(cuda_kernels, "fp8_missing", lambda device, options: fp8_missing)
 
 
 def limit(monkeypatch, gib: float):
@@ -247,7 +247,7 @@ def test_the_fp8_kernel_probe_names_what_is_missing(monkeypatch):
     from transformers.utils import import_utils
 
     monkeypatch.setattr(import_utils, "is_kernels_available", lambda: False)
-    assert loading.fp8_kernels_missing("cuda", {}) == "the `kernels` package"
+    assert cuda_kernels.fp8_missing("cuda", {}) == "the `kernels` package"
 
 
 def test_quantize_refuses_what_it_cannot_do(models_dir, monkeypatch):
