@@ -108,7 +108,7 @@ async def transcriptions(request: web.Request) -> web.Response:
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
         result = await run_to_completion(
-            lease.executor or app[EXECUTOR],  # the model's own thread
+            lease.executor,  # the model's own thread
             lambda: lease.backend.infer(lease.model, lease.handle, job, cancel), cancel
         )
     duration = len(samples) / rate
@@ -170,7 +170,7 @@ async def speech(request: web.Request) -> web.Response:
     cancel = Cancellation()
     async with app[MANAGER].lease(physical.name) as lease:
         result = await run_to_completion(
-            lease.executor or app[EXECUTOR],  # the model's own thread
+            lease.executor,  # the model's own thread
             lambda: lease.backend.infer(lease.model, lease.handle, job, cancel), cancel
         )
     from ..audio.encode import change_speed, content_type, encode_audio

@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, api_key_of
+from ..appstate import CHAT_FORMATS, CONFIG, MANAGER, api_key_of
 from ..bridge import run_to_completion
 from ..measure import DEVICES, measure, result_of
 from ..errors import InvalidRequest, ModelNotFound, PermissionDenied
@@ -64,7 +64,6 @@ async def bench(request: web.Request) -> web.Response:
     chat_format = formats.get(model.chat_format) if formats and model.chat_format else None
     kw = {"chat_format": chat_format, "runs": runs, "max_tokens": max_tokens}
     manager = app[MANAGER]
-    executor = app[EXECUTOR]
     cancel = Cancellation()
     gpu = manager.gpu
     found = repr(gpu) if not gpu.available else "NVIDIA GPU (the server's)"
@@ -75,7 +74,7 @@ async def bench(request: web.Request) -> web.Response:
                 halves[dev] = {"device": dev, "skipped": f"no GPU: {getattr(gpu, 'reason', '')}"}
                 continue
             async with manager.lease(name) as lease:
-                result = await run_to_completion(lease.executor or executor, functools.partial(
+                result = await run_to_completion(lease.executor, functools.partial(
                     measure, _Cancellable(lease.backend, cancel), model, lease.handle, **kw),
                     cancel)
             halves[dev] = {"device": "cuda (as served)", **result}

@@ -14,7 +14,7 @@ import time
 
 from aiohttp import web
 
-from ..appstate import CHAT_FORMATS, CONFIG, EXECUTOR, MANAGER, METRICS
+from ..appstate import CHAT_FORMATS, CONFIG, MANAGER, METRICS
 from ..bridge import EventBridge
 from ..errors import LlmuxError
 from ..middlewares import MODEL, internal_error
@@ -56,12 +56,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     try:
         stamps.append(("admission", time.perf_counter()))
         cancel = Cancellation()
-        executor = lease.executor or app[EXECUTOR]  # the model's own thread
 
         def generate():
             return lease.backend.infer(lease.model, lease.handle, chat, cancel)
 
-        bridge = EventBridge(generate, cancel, executor, whole=not chat.stream)
+        bridge = EventBridge(generate, cancel, lease.executor, whole=not chat.stream)
         if not chat.stream:
             return await _complete(request, bridge, chat, (received, stamps))
         return await _stream(request, bridge, chat, usage_wanted, (received, stamps))

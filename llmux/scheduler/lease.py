@@ -28,7 +28,7 @@ class Slot:
     in_flight: int = 0  # leases held: calls running on the model, at most ``parallel``
     unloading: bool = False
     #: The model's own threads (:func:`llmux.scheduler.ledger.model_threads`): its load,
-    #: calls and unload run there and nowhere else. None only for slots built in tests.
+    #: calls and unload run there (None, for slots built by hand: the loop's default one).
     executor: Executor | None = None
 
     @property
