@@ -39,28 +39,32 @@ def _system(chars: int) -> str:
     return (rule * (chars // len(rule) + 1))[:chars]
 
 
-def agent_turns(turns: int, chars: int) -> list[list[dict]]:
+def _turns(turns: int, chars: int, ask, reply) -> list[list[dict]]:
+    """The messages of each turn: a long system prompt, then ``ask(t)`` and ``reply(t)``."""
     history = [{"role": "system", "content": _system(chars)}]
     out = []
     for t in range(turns):
-        history.append({"role": "user", "content": f"Step {t}: list the files in src{t}."})
+        history.append({"role": "user", "content": ask(t)})
         out.append(list(history))
+        history += reply(t)
+    return out
+
+
+def agent_turns(turns: int, chars: int) -> list[list[dict]]:
+    def reply(t: int) -> list[dict]:
         call = {"id": f"call_{t}", "type": "function",
                 "function": {"name": "run_shell", "arguments": f'{{"command": "ls src{t}"}}'}}
-        history += [{"role": "assistant", "content": "", "tool_calls": [call]},
-                    {"role": "tool", "tool_call_id": f"call_{t}",
-                     "content": f"main.py util.py test_{t}.py"}]
-    return out
+        return [{"role": "assistant", "content": "", "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": f"call_{t}",
+                 "content": f"main.py util.py test_{t}.py"}]
+
+    return _turns(turns, chars, lambda t: f"Step {t}: list the files in src{t}.", reply)
 
 
 def thinking_turns(turns: int, chars: int) -> list[list[dict]]:
-    history = [{"role": "system", "content": _system(chars)}]
-    out = []
-    for t in range(turns):
-        history.append({"role": "user", "content": f"Question {t}: why is the sky blue?"})
-        out.append(list(history))
-        history.append({"role": "assistant", "content": f"Answer {t}: Rayleigh scattering."})
-    return out
+    return _turns(turns, chars, lambda t: f"Question {t}: why is the sky blue?",
+                         lambda t: [{"role": "assistant",
+                                     "content": f"Answer {t}: Rayleigh scattering."}])
 
 
 def _request(messages, thinking: bool, tools, max_tokens: int):
