@@ -18,6 +18,7 @@ The tensor names, shapes and metadata keys were taken from what llama.cpp's own
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,40 @@ def _ones(*shape) -> Any:
     return np.ones(shape, dtype=np.float32)
 
 
-def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
+@dataclass(frozen=True)
+class TextShape:
+    """A ``qwen35`` text model's shape: ``recurrent`` says, per layer, whether it is a Gated
+    DeltaNet layer (True) or full attention (False). The default is the tiny test model;
+    :data:`PRODUCTION_LAYERS` gives Qwen3.5-9B's per-layer dimensions at a tiny width."""
+
+    hidden: int = HIDDEN
+    ff: int = FF
+    heads: int = HEADS
+    kv_heads: int = KV_HEADS
+    head_dim: int = HEAD_DIM
+    rope_dims: int = 8
+    rope_sections: tuple[int, ...] = (2, 1, 1, 0)
+    ssm_conv: int = SSM_CONV
+    ssm_state: int = SSM_STATE  # the linear heads' dimension
+    ssm_groups: int = SSM_GROUPS  # key heads
+    ssm_rank: int = SSM_RANK  # value heads
+    recurrent: tuple[bool, ...] = (True, False)
+
+    @property
+    def ssm_inner(self) -> int:
+        return self.ssm_rank * self.ssm_state
+
+
+#: Qwen3.5-9B's attention and Gated DeltaNet layers (16 q / 4 kv heads of 256, partial
+#: rotary 64 in sections 11/11/10; 16 key / 32 value heads of 128, conv kernel 4; every
+#: 4th layer full attention), four of them, on a 64-wide residual stream.
+PRODUCTION_LAYERS = TextShape(heads=16, kv_heads=4, head_dim=256, rope_dims=64,
+                              rope_sections=(11, 11, 10, 0), ssm_state=128, ssm_groups=16,
+                              ssm_rank=32, recurrent=(True, True, True, False))
+
+
+def write_text_model(path: Path, chat_template: str, seed: int = 0,
+                     shape: TextShape = TextShape()) -> Path:
     """The ``qwen35`` text model with ``chat_template`` embedded, written to ``path``."""
     import gguf
     import numpy as np
@@ -81,58 +115,64 @@ def write_text_model(path: Path, chat_template: str, seed: int = 0) -> Path:
     w = gguf.GGUFWriter(str(path), "qwen35")
     w.add_string("general.type", "model")
     w.add_name("llmux tiny qwen35")
-    a = "qwen35"
-    w.add_uint32(f"{a}.block_count", 2)
+    a, sh = "qwen35", shape
+    w.add_uint32(f"{a}.block_count", len(sh.recurrent))
     w.add_uint32(f"{a}.context_length", 8192)
-    w.add_uint32(f"{a}.embedding_length", HIDDEN)
-    w.add_uint32(f"{a}.feed_forward_length", FF)
-    w.add_uint32(f"{a}.attention.head_count", HEADS)
-    w.add_uint32(f"{a}.attention.head_count_kv", KV_HEADS)
-    w.add_array(f"{a}.rope.dimension_sections", [2, 1, 1, 0])
+    w.add_uint32(f"{a}.embedding_length", sh.hidden)
+    w.add_uint32(f"{a}.feed_forward_length", sh.ff)
+    w.add_uint32(f"{a}.attention.head_count", sh.heads)
+    w.add_uint32(f"{a}.attention.head_count_kv", sh.kv_heads)
+    w.add_array(f"{a}.rope.dimension_sections", list(sh.rope_sections))
     w.add_float32(f"{a}.rope.freq_base", 10000.0)
     w.add_float32(f"{a}.attention.layer_norm_rms_epsilon", 1e-6)
-    w.add_uint32(f"{a}.attention.key_length", HEAD_DIM)
-    w.add_uint32(f"{a}.attention.value_length", HEAD_DIM)
+    w.add_uint32(f"{a}.attention.key_length", sh.head_dim)
+    w.add_uint32(f"{a}.attention.value_length", sh.head_dim)
     w.add_uint32("general.file_type", 0)
-    w.add_uint32(f"{a}.ssm.conv_kernel", SSM_CONV)
-    w.add_uint32(f"{a}.ssm.state_size", SSM_STATE)
-    w.add_uint32(f"{a}.ssm.group_count", SSM_GROUPS)
-    w.add_uint32(f"{a}.ssm.time_step_rank", SSM_RANK)
-    w.add_uint32(f"{a}.ssm.inner_size", SSM_INNER)
-    w.add_array(f"{a}.attention.recurrent_layers", [True, False])
-    w.add_uint32(f"{a}.full_attention_interval", 2)
-    w.add_uint32(f"{a}.rope.dimension_count", 8)
+    w.add_uint32(f"{a}.ssm.conv_kernel", sh.ssm_conv)
+    w.add_uint32(f"{a}.ssm.state_size", sh.ssm_state)
+    w.add_uint32(f"{a}.ssm.group_count", sh.ssm_groups)
+    w.add_uint32(f"{a}.ssm.time_step_rank", sh.ssm_rank)
+    w.add_uint32(f"{a}.ssm.inner_size", sh.ssm_inner)
+    w.add_array(f"{a}.attention.recurrent_layers", list(sh.recurrent))
+    w.add_uint32(f"{a}.full_attention_interval", sh.recurrent.index(False) + 1)
+    w.add_uint32(f"{a}.rope.dimension_count", sh.rope_dims)
     w.add_uint32("general.quantization_version", 2)
     n_vocab = _tokenizer(w, "qwen35", chat_template)
 
-    conv_dim = SSM_INNER + 2 * SSM_GROUPS * SSM_STATE
+    hidden, inner = sh.hidden, sh.ssm_inner
+    conv_dim = inner + 2 * sh.ssm_groups * sh.ssm_state
     tensors = {
-        "token_embd.weight": _w(rng, n_vocab, HIDDEN, scale=1.0),
-        "output.weight": _w(rng, n_vocab, HIDDEN),
-        "output_norm.weight": _ones(HIDDEN),
-        # layer 0: Gated DeltaNet (linear attention)
-        "blk.0.attn_norm.weight": _ones(HIDDEN),
-        "blk.0.ssm_a": -np.abs(_w(rng, SSM_RANK, scale=1.0)),
-        "blk.0.ssm_conv1d.weight": _w(rng, conv_dim, SSM_CONV),
-        "blk.0.ssm_dt.bias": _w(rng, SSM_RANK),
-        "blk.0.ssm_alpha.weight": _w(rng, SSM_RANK, HIDDEN),
-        "blk.0.ssm_beta.weight": _w(rng, SSM_RANK, HIDDEN),
-        "blk.0.attn_qkv.weight": _w(rng, conv_dim, HIDDEN),
-        "blk.0.attn_gate.weight": _w(rng, SSM_INNER, HIDDEN),
-        "blk.0.ssm_norm.weight": _ones(SSM_STATE),
-        "blk.0.ssm_out.weight": _w(rng, HIDDEN, SSM_INNER),
-        # layer 1: full attention with an output gate (q projects to 2 x heads x dim)
-        "blk.1.attn_norm.weight": _ones(HIDDEN),
-        "blk.1.attn_q.weight": _w(rng, 2 * HEADS * HEAD_DIM, HIDDEN),
-        "blk.1.attn_k.weight": _w(rng, KV_HEADS * HEAD_DIM, HIDDEN),
-        "blk.1.attn_v.weight": _w(rng, KV_HEADS * HEAD_DIM, HIDDEN),
-        "blk.1.attn_output.weight": _w(rng, HIDDEN, HEADS * HEAD_DIM),
-        "blk.1.attn_q_norm.weight": _ones(HEAD_DIM),
-        "blk.1.attn_k_norm.weight": _ones(HEAD_DIM),
+        "token_embd.weight": _w(rng, n_vocab, hidden, scale=1.0),
+        "output.weight": _w(rng, n_vocab, hidden),
+        "output_norm.weight": _ones(hidden),
     }
-    for il in (0, 1):
-        tensors[f"blk.{il}.post_attention_norm.weight"] = _ones(HIDDEN)
-        tensors.update(_ffn(rng, il))
+    for il, recurrent in enumerate(sh.recurrent):
+        b = f"blk.{il}"
+        tensors[f"{b}.attn_norm.weight"] = _ones(hidden)
+        if recurrent:  # Gated DeltaNet (linear attention)
+            tensors.update({
+                f"{b}.ssm_a": -np.abs(_w(rng, sh.ssm_rank, scale=1.0)),
+                f"{b}.ssm_conv1d.weight": _w(rng, conv_dim, sh.ssm_conv),
+                f"{b}.ssm_dt.bias": _w(rng, sh.ssm_rank),
+                f"{b}.ssm_alpha.weight": _w(rng, sh.ssm_rank, hidden),
+                f"{b}.ssm_beta.weight": _w(rng, sh.ssm_rank, hidden),
+                f"{b}.attn_qkv.weight": _w(rng, conv_dim, hidden),
+                f"{b}.attn_gate.weight": _w(rng, inner, hidden),
+                f"{b}.ssm_norm.weight": _ones(sh.ssm_state),
+                f"{b}.ssm_out.weight": _w(rng, hidden, inner),
+            })
+        else:  # full attention with an output gate (q projects to 2 x heads x dim)
+            tensors.update({
+                f"{b}.attn_q.weight": _w(rng, 2 * sh.heads * sh.head_dim, hidden),
+                f"{b}.attn_k.weight": _w(rng, sh.kv_heads * sh.head_dim, hidden),
+                f"{b}.attn_v.weight": _w(rng, sh.kv_heads * sh.head_dim, hidden),
+                f"{b}.attn_output.weight": _w(rng, hidden, sh.heads * sh.head_dim),
+                f"{b}.attn_q_norm.weight": _ones(sh.head_dim),
+                f"{b}.attn_k_norm.weight": _ones(sh.head_dim),
+            })
+    for il in range(len(sh.recurrent)):
+        tensors[f"blk.{il}.post_attention_norm.weight"] = _ones(hidden)
+        tensors.update(_ffn(rng, il, hidden, sh.ff))
     for name, array in tensors.items():
         w.add_tensor(name, array)
     _finish(w)
@@ -193,11 +233,11 @@ def _tokenizer(w, pre: str, chat_template: str) -> int:
     return len(tokens)
 
 
-def _ffn(rng, il: int) -> dict:
+def _ffn(rng, il: int, hidden: int = HIDDEN, ff: int = FF) -> dict:
     """Layer ``il``'s SwiGLU feed-forward weights (gate, up, down, drawn in that order)."""
-    return {f"blk.{il}.ffn_gate.weight": _w(rng, FF, HIDDEN),
-            f"blk.{il}.ffn_up.weight": _w(rng, FF, HIDDEN),
-            f"blk.{il}.ffn_down.weight": _w(rng, HIDDEN, FF)}
+    return {f"blk.{il}.ffn_gate.weight": _w(rng, ff, hidden),
+            f"blk.{il}.ffn_up.weight": _w(rng, ff, hidden),
+            f"blk.{il}.ffn_down.weight": _w(rng, hidden, ff)}
 
 
 def write_mmproj(path: Path, seed: int = 1) -> Path:
